@@ -1,0 +1,25 @@
+"""Dataset layouts (DAVIS 2017, DAVIS 2016) and the synthetic demo generator."""
+
+from stg.datasets.davis import (
+    VOID_LABEL,
+    Dataset,
+    Video,
+    frame_size,
+    open_dataset,
+    read_annotation,
+    read_first_mask,
+    read_frame,
+    read_frames,
+)
+
+__all__ = [
+    "VOID_LABEL",
+    "Dataset",
+    "Video",
+    "frame_size",
+    "open_dataset",
+    "read_annotation",
+    "read_first_mask",
+    "read_frame",
+    "read_frames",
+]

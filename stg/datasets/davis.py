@@ -1,0 +1,208 @@
+"""Readers for the DAVIS 2017 and DAVIS 2016 folder layouts, with checks that name the bad file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stg.errors import InputError
+from stg.palette import read_png_labels
+
+VOID_LABEL = 255
+LAYOUTS = ("davis2017", "davis2016")
+
+
+@dataclass(frozen=True)
+class Video:
+    """One sequence: its frames in order and whichever annotations exist for them."""
+
+    name: str
+    layout: str
+    frame_paths: tuple[Path, ...]
+    annotation_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [path.stem for path in self.frame_paths]
+
+    @property
+    def first_annotation(self) -> Path:
+        first = self.frame_paths[0].stem
+        if first not in self.annotation_paths:
+            raise InputError(self.frame_paths[0], "the first frame has no annotation (needed to know the objects)")
+        return self.annotation_paths[first]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A DAVIS-layout dataset split: the list of sequences and where their files are."""
+
+    root: Path
+    layout: str
+    split: str
+    resolution: str = "480p"
+
+    @property
+    def split_file(self) -> Path:
+        if self.layout == "davis2017":
+            return self.root / "ImageSets" / "2017" / f"{self.split}.txt"
+        return self.root / "ImageSets" / self.resolution / f"{self.split}.txt"
+
+    def _split_lines(self) -> list[str]:
+        if not self.split_file.is_file():
+            raise InputError(self.split_file, f"split file for split '{self.split}' is missing")
+        lines = [line.strip() for line in self.split_file.read_text().splitlines() if line.strip()]
+        if not lines:
+            raise InputError(self.split_file, "split file is empty: no sequences listed")
+        return lines
+
+    def video_names(self) -> list[str]:
+        """Sequence names in the split file's order (the official toolkit's row order)."""
+        lines = self._split_lines()
+        if self.layout == "davis2017":
+            return lines
+        names: list[str] = []
+        for line in lines:
+            name = Path(line.split()[0]).parent.name
+            if name not in names:
+                names.append(name)
+        return names
+
+    def video(self, name: str) -> Video:
+        if self.layout == "davis2016":
+            return self._video_2016(name)
+        return self._video_2017(name)
+
+    def videos(self) -> list[Video]:
+        return [self.video(name) for name in self.video_names()]
+
+    def _folders(self, name: str) -> tuple[Path, Path]:
+        image_dir = self.root / "JPEGImages" / self.resolution / name
+        annotation_dir = self.root / "Annotations" / self.resolution / name
+        if not image_dir.is_dir():
+            raise InputError(image_dir, f"image folder of sequence '{name}' is missing")
+        if not annotation_dir.is_dir():
+            raise InputError(annotation_dir, f"annotation folder of sequence '{name}' is missing")
+        return image_dir, annotation_dir
+
+    def _video_2017(self, name: str) -> Video:
+        image_dir, annotation_dir = self._folders(name)
+        frames = tuple(sorted(image_dir.glob("*.jpg")))
+        if not frames:
+            raise InputError(image_dir, "video is empty: no .jpg frames")
+        annotations = {path.stem: path for path in sorted(annotation_dir.glob("*.png"))}
+        video = Video(name, self.layout, frames, annotations)
+        _ = video.first_annotation
+        return video
+
+    def _video_2016(self, name: str) -> Video:
+        image_dir, annotation_dir = self._folders(name)
+        frames: list[Path] = []
+        annotations: dict[str, Path] = {}
+        for line in self._split_lines():
+            parts = line.split()
+            if Path(parts[0]).parent.name != name:
+                continue
+            frame = self.root / parts[0].lstrip("/")
+            if not frame.is_file():
+                raise InputError(frame, f"frame listed in {self.split_file} is missing")
+            frames.append(frame)
+            if len(parts) > 1:
+                annotation = self.root / parts[1].lstrip("/")
+                if annotation.is_file():
+                    annotations[annotation.stem] = annotation
+        if not frames:
+            raise InputError(image_dir, "video is empty: no frames listed")
+        video = Video(name, self.layout, tuple(frames), annotations)
+        _ = video.first_annotation
+        return video
+
+
+def open_dataset(root: str | Path, layout: str, split: str, resolution: str = "480p") -> Dataset:
+    """A dataset split, checked only for its root; sequences are checked when opened."""
+    if layout == "synthetic":
+        layout = "davis2017"
+    if layout not in LAYOUTS:
+        raise InputError("layout", f"unknown dataset layout '{layout}' (expected one of {', '.join(LAYOUTS)})")
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "dataset root folder is missing")
+    return Dataset(root, layout, split, resolution)
+
+
+def read_frame(path: Path) -> np.ndarray:
+    """An RGB uint8 image; a missing or undecodable file is an InputError."""
+    if not Path(path).is_file():
+        raise InputError(path, "frame image is missing")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(path, "frame image is corrupt or not an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_frames(video: Video) -> np.ndarray:
+    """All frames as (T, H, W, 3) uint8; every frame must have the first frame's size."""
+    first = read_frame(video.frame_paths[0])
+    frames = np.empty((len(video.frame_paths), *first.shape), dtype=np.uint8)
+    frames[0] = first
+    for index, path in enumerate(video.frame_paths[1:], start=1):
+        frame = read_frame(path)
+        if frame.shape != first.shape:
+            raise InputError(path, f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the first frame's "
+                             f"{first.shape[1]}x{first.shape[0]}")
+        frames[index] = frame
+    return frames
+
+
+def frame_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image without decoding all of it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, SyntaxError) as error:
+        raise InputError(path, f"frame image is corrupt or not an image ({error})") from None
+    return height, width
+
+
+def read_annotation(path: Path, layout: str, shape: tuple[int, int] | None = None,
+                    num_objects: int | None = None) -> np.ndarray:
+    """Label map (0 background, k object k, 255 void) with the layout's conventions checked.
+
+    DAVIS 2016 masks are binary greyscale (0/255) and hold one object; DAVIS 2017 masks are
+    palette PNGs whose pixel value is the object id.
+    """
+    values, mode = read_png_labels(path)
+    if values.ndim != 2:
+        raise InputError(path, f"annotation must be a single-channel PNG, got mode {mode}")
+    if shape is not None and values.shape != tuple(shape):
+        raise InputError(path, f"mask size {values.shape[1]}x{values.shape[0]} differs from the image size "
+                         f"{shape[1]}x{shape[0]}")
+    if layout == "davis2016":
+        return (values > 127).astype(np.uint8) if values.max(initial=0) > 1 else values.astype(np.uint8)
+    labels = values.astype(np.uint8, copy=False)
+    if mode != "P":
+        present = np.unique(labels)
+        if present.max(initial=0) > 1:
+            raise InputError(path, f"multi-object annotation is not a palette PNG (mode {mode}, values "
+                             f"{present[:8].tolist()}); DAVIS 2017 masks must be mode P")
+    if num_objects is not None:
+        objects = labels[labels != VOID_LABEL]
+        highest = int(objects.max(initial=0))
+        if highest > num_objects:
+            raise InputError(path, f"label {highest} is beyond the first frame's {num_objects} object(s)")
+    return labels
+
+
+def read_first_mask(video: Video) -> tuple[np.ndarray, int]:
+    """First-frame label map and its object count K, checked against the first frame's size."""
+    shape = frame_size(video.frame_paths[0])
+    labels = read_annotation(video.first_annotation, video.layout, shape=shape)
+    num_objects = int(labels[labels != VOID_LABEL].max(initial=0))
+    if num_objects == 0:
+        raise InputError(video.first_annotation, "first-frame annotation contains no object")
+    return labels, num_objects
