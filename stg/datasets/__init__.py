@@ -2,6 +2,7 @@
 
 from stg.datasets.davis import (
     VOID_LABEL,
+    detect_layout,
     Dataset,
     Video,
     frame_size,
@@ -14,6 +15,7 @@ from stg.datasets.davis import (
 
 __all__ = [
     "VOID_LABEL",
+    "detect_layout",
     "Dataset",
     "Video",
     "frame_size",

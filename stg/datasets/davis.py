@@ -206,3 +206,14 @@ def read_first_mask(video: Video) -> tuple[np.ndarray, int]:
     if num_objects == 0:
         raise InputError(video.first_annotation, "first-frame annotation contains no object")
     return labels, num_objects
+
+
+def detect_layout(root: str | Path, split: str, resolution: str = "480p") -> str:
+    """'davis2017' or 'davis2016', from which ImageSets file for the split exists."""
+    root = Path(root)
+    if (root / "ImageSets" / "2017" / f"{split}.txt").is_file():
+        return "davis2017"
+    if (root / "ImageSets" / resolution / f"{split}.txt").is_file():
+        return "davis2016"
+    raise InputError(root, f"no split file for '{split}': expected ImageSets/2017/{split}.txt (DAVIS 2017) "
+                     f"or ImageSets/{resolution}/{split}.txt (DAVIS 2016)")

@@ -1,0 +1,1 @@
+"""Optical flow backends behind one interface, and the flow stage that caches their output."""
