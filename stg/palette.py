@@ -36,7 +36,8 @@ def read_png_labels(path: Path) -> tuple[np.ndarray, str]:
             mode = image.mode
             if mode in ("P", "L"):
                 return np.asarray(image), mode
-            if mode == "1":
+            if mode in ("1", "LA", "I;16"):
+                # Greyscale variants (DAVIS 2016 has an LA mask with an opaque alpha): keep the grey values.
                 return np.asarray(image.convert("L")), mode
             return np.asarray(image), mode
     except FileNotFoundError:

@@ -2,9 +2,9 @@
 
 from stg.datasets.davis import (
     VOID_LABEL,
-    detect_layout,
     Dataset,
     Video,
+    detect_layout,
     frame_size,
     open_dataset,
     read_annotation,

@@ -1,0 +1,187 @@
+"""`stg <stage>`: every pipeline stage as a command, so it runs by hand on one video as well as from Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from stg.errors import InputError, StoreError
+
+log = logging.getLogger("stg")
+
+
+def _settings(text: str | None) -> dict[str, Any]:
+    """--settings takes inline JSON or @path to a JSON/YAML file."""
+    if not text:
+        return {}
+    if text.startswith("@"):
+        import yaml
+
+        path = Path(text[1:])
+        if not path.is_file():
+            raise InputError(path, "settings file is missing")
+        return yaml.safe_load(path.read_text()) or {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError("--settings", f"not valid JSON ({error})") from None
+
+
+def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset-root", required=True, type=Path, help="DAVIS-layout dataset folder")
+    parser.add_argument("--layout", default=None, choices=["davis2017", "davis2016"],
+                        help="dataset layout (default: detected from ImageSets)")
+    parser.add_argument("--split", required=True, help="split name, e.g. val")
+    parser.add_argument("--video", required=True, help="sequence name")
+
+
+def _open_video(args: argparse.Namespace):
+    from stg.datasets import detect_layout, open_dataset
+
+    layout = args.layout or detect_layout(args.dataset_root, args.split)
+    dataset = open_dataset(args.dataset_root, layout, args.split)
+    if args.video not in dataset.video_names():
+        raise InputError(dataset.split_file, f"sequence '{args.video}' is not listed in split '{args.split}'")
+    return dataset.video(args.video)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from stg.datasets.synthetic import generate
+
+    names = generate(args.root, seed=args.seed, num_videos=args.num_videos, frames=(args.min_frames, args.max_frames),
+                     height=args.height, width=args.width, split=args.split)
+    log.info("synthetic dataset with %d videos written to %s", len(names), args.root)
+
+
+def cmd_flow(args: argparse.Namespace) -> None:
+    from stg.flow.backends import make_flow_backend
+    from stg.flow.stage import compute_flow_store
+
+    settings = _settings(args.settings)
+    backend_name = settings.get("backend", "dis")
+    runtime = {**settings, "device": args.device}
+    if args.batch_size:
+        runtime[backend_name] = {**settings.get(backend_name, {}), "batch_size": args.batch_size}
+    backend = make_flow_backend(runtime)
+    video = _open_video(args)
+    batch = runtime.get(backend_name, {}).get("batch_size", 4)
+    compute_flow_store(video, backend, args.out, settings, key=args.key, batch_size=batch)
+
+
+def cmd_warp(args: argparse.Namespace) -> None:
+    from stg.datasets import read_first_mask
+    from stg.store import open_store
+    from stg.warp.stage import FirstFrameSource, LabelStoreSource, compute_warp_store
+
+    settings = _settings(args.settings)
+    video = _open_video(args)
+    first_labels, num_objects = read_first_mask(video)
+    flow = open_store(args.flow, "flow")
+    if list(flow.attrs["frame_names"]) != video.frame_names:
+        raise StoreError(f"{args.flow}: frame names differ from the dataset's frames of '{video.name}'")
+    if settings.get("source", "first_frame") == "previous_pass":
+        if args.previous_labels is None:
+            raise InputError("--previous-labels", "warp source 'previous_pass' needs the previous pass's label store")
+        source = LabelStoreSource(open_store(args.previous_labels, "labels")["labels"], str(args.previous_labels))
+    else:
+        source = FirstFrameSource(rebinarize=settings.get("rebinarize", True))
+    compute_warp_store(first_labels, num_objects, flow, source, args.out, settings, key=args.key, video=video.name)
+
+
+def cmd_propagate(args: argparse.Namespace) -> None:
+    from stg.store import open_store
+    from stg.warp.stage import compute_propagate_store
+
+    compute_propagate_store(open_store(args.warp, "warp"), args.out, _settings(args.settings), key=args.key)
+
+
+def cmd_metrics(args: argparse.Namespace) -> None:
+    from stg.metrics.evaluate import run_metrics
+
+    run_metrics(args.davis_root, args.results, args.set, args.out, processes=args.processes)
+
+
+def cmd_results(args: argparse.Namespace) -> None:
+    from stg.results import write_run
+
+    write_run(dataset_root=args.dataset_root, split=args.split, label_stores=args.labels, out=args.out,
+              plan=_settings(args.plan),
+              benchmarks=args.benchmarks or [], processes=args.processes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stg", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="generate the synthetic DAVIS-2017-layout dataset")
+    synth.add_argument("--root", required=True, type=Path)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--num-videos", type=int, default=4)
+    synth.add_argument("--min-frames", type=int, default=30)
+    synth.add_argument("--max-frames", type=int, default=60)
+    synth.add_argument("--height", type=int, default=480)
+    synth.add_argument("--width", type=int, default=854)
+    synth.add_argument("--split", default="val")
+    synth.set_defaults(func=cmd_synth)
+
+    for name, func, help_text in (("flow", cmd_flow, "forward/backward optical flow of one video"),
+                                  ("warp", cmd_warp, "per-object priors propagated with the cached flow")):
+        stage = commands.add_parser(name, help=help_text)
+        _add_dataset_args(stage)
+        stage.add_argument("--settings", help="stage settings as JSON or @file (config's stages.<stage>)")
+        stage.add_argument("--key", default="", help="stage key recorded in the store")
+        stage.add_argument("--out", required=True, type=Path, help="output Zarr store")
+        stage.set_defaults(func=func)
+        if name == "flow":
+            stage.add_argument("--device", default="auto", help="torch backends: auto | cpu | cuda[:N]")
+            stage.add_argument("--batch-size", type=int, default=0, help="frame pairs per batch (0: setting)")
+        if name == "warp":
+            stage.add_argument("--flow", required=True, type=Path, help="flow store of the video")
+            stage.add_argument("--previous-labels", type=Path, help="label store of a previous pass")
+
+    propagate = commands.add_parser("propagate", help="label maps by arg-max of the warped priors (baseline)")
+    propagate.add_argument("--warp", required=True, type=Path)
+    propagate.add_argument("--settings")
+    propagate.add_argument("--key", default="")
+    propagate.add_argument("--out", required=True, type=Path)
+    propagate.set_defaults(func=cmd_propagate)
+
+    metrics = commands.add_parser("metrics", help="DAVIS J/F/G, identical to the official toolkit")
+    metrics.add_argument("--davis-root", required=True, type=Path, help="DAVIS 2017 or 2016 layout root")
+    metrics.add_argument("--results", required=True, type=Path, help="folder of <seq>/<frame>.png results")
+    metrics.add_argument("--set", required=True, help="split, e.g. val")
+    metrics.add_argument("--out", required=True, type=Path, help="folder for the CSVs and metrics.json")
+    metrics.add_argument("--processes", type=int, default=2)
+    metrics.set_defaults(func=cmd_metrics)
+
+    results = commands.add_parser("results", help="write a run folder: palette PNGs, metrics, run.json")
+    results.add_argument("--dataset-root", required=True, type=Path)
+    results.add_argument("--split", required=True)
+    results.add_argument("--labels", required=True, nargs="+", type=Path, help="label stores, one per video")
+    results.add_argument("--plan", help="run description (settings, keys, variant, stores) as JSON or @file")
+    results.add_argument("--benchmarks", nargs="*", type=Path, help="Snakemake benchmark TSVs of upstream jobs")
+    results.add_argument("--processes", type=int, default=2)
+    results.add_argument("--out", required=True, type=Path)
+    results.set_defaults(func=cmd_results)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except (InputError, StoreError) as error:
+        print(f"stg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

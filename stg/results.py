@@ -1,0 +1,134 @@
+"""A run folder: palette PNGs of every video, DAVIS metrics, and run.json saying how it was made."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from stg import __version__
+from stg.palette import write_palette_png
+from stg.store import open_store
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("numpy", "opencv-python-headless", "zarr", "numcodecs", "pillow", "snakemake", "torch", "torchvision",
+            "scipy", "segmentation-models-pytorch", "mmdet", "mmcv")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"stg-vos": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def export_pngs(label_stores: list[Path], annotations: Path) -> list[str]:
+    """Write every label store as Annotations/<video>/<frame>.png; returns the video names."""
+    videos = []
+    for path in tqdm(label_stores, desc="export PNGs", unit="video", leave=False):
+        store = open_store(path, "labels")
+        video = store.attrs["video"]
+        folder = annotations / video
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = store["labels"]
+        for index, frame in enumerate(store.attrs["frame_names"]):
+            write_palette_png(folder / f"{frame}.png", labels[index])
+        videos.append(video)
+    return videos
+
+
+def read_benchmark(path: Path) -> dict[str, float]:
+    """One Snakemake `benchmark:` TSV (seconds, max_rss in MB, cpu_time in s, ...)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    numbers = {}
+    for key, value in rows[0].items():
+        try:
+            numbers[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return numbers
+
+
+def summarise_benchmarks(paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Per stage: jobs, summed wall and CPU seconds, largest peak RSS (MB), from the job benchmarks.
+
+    Benchmarks live at cache/<ds>/benchmarks/<stage>/<key>/<video>.tsv.
+    """
+    stages: dict[str, dict[str, float]] = {}
+    for path in paths:
+        stage = Path(path).parts[-3]
+        numbers = read_benchmark(Path(path))
+        summary = stages.setdefault(stage, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
+        summary["jobs"] += 1
+        summary["wall_s"] += numbers.get("s", 0.0)
+        summary["cpu_s"] += numbers.get("cpu_time", 0.0)
+        summary["peak_rss_mb"] = max(summary["peak_rss_mb"], numbers.get("max_rss", 0.0))
+    return stages
+
+
+def store_identities(stores: dict[str, list[str]]) -> dict[str, Any]:
+    """Backend and weights identity of each stage, read from its first store's attributes."""
+    identities = {}
+    for stage, paths in stores.items():
+        if paths:
+            attrs = open_store(Path(paths[0])).attrs.asdict()
+            identities[stage] = {"backend": attrs.get("backend"), "key": attrs.get("key"),
+                                 "settings": attrs.get("settings"), "source": attrs.get("source")}
+    return identities
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def write_run(dataset_root: Path, split: str, label_stores: list[Path], out: Path, plan: dict[str, Any],
+              benchmarks: list[Path], processes: int = 2) -> dict[str, Any]:
+    """Build the run folder in a temporary sibling, then rename it into place."""
+    from stg.metrics.evaluate import run_metrics
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    try:
+        temporary.mkdir()
+        videos = export_pngs([Path(p) for p in label_stores], temporary / "Annotations")
+        log.info("exported %d videos; scoring", len(videos))
+        metrics = run_metrics(Path(dataset_root), temporary / "Annotations", split, temporary, processes=processes)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        stages = summarise_benchmarks([Path(p) for p in benchmarks])
+        stages["results"] = {"jobs": 1, "wall_s": time.perf_counter() - started_wall,
+                             "cpu_s": time.process_time() - started_cpu + children.ru_utime + children.ru_stime,
+                             "peak_rss_mb": _peak_rss_mb()}
+        run = {
+            "run": out.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_root": str(dataset_root),
+            "split": split, "videos": videos, **plan, "stages_used": store_identities(plan.get("stores", {})),
+            "timing": stages, "packages": package_versions(), "global": metrics["global"],
+        }
+        run.pop("stores", None)
+        (temporary / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(temporary, out)
+        return run
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)

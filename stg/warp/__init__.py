@@ -1,0 +1,1 @@
+"""Mask warping: per-object priors Q carried along the cached optical flow."""

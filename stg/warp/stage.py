@@ -1,0 +1,123 @@
+"""The warp stage: per-object priors Q_t for every frame, from a pluggable mask source.
+
+Q_t = backward_warp(S_{t-1}, backward flow t -> t-1), down-weighted where the flow fails the
+forward-backward check. S_{t-1} comes from a source:
+- `first_frame`: the stage's own previous prior (thresholded when `rebinarize`), i.e. frame 0's
+  ground truth carried through the whole video;
+- `previous_pass`: a previous pass's final label map of frame t-1 (one-step warp; refinement).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+
+from stg.store import build_store
+from stg.warp.ops import backward_warp, dequantise, occlusion_mask, one_hot, priors_to_labels, quantise
+
+log = logging.getLogger(__name__)
+
+
+class MaskSource(Protocol):
+    """Gives the masks of frame t-1 that are warped into frame t."""
+
+    name: str
+
+    def masks_before(self, frame: int, previous_prior: np.ndarray) -> np.ndarray:
+        ...
+
+    def identity(self) -> dict[str, Any]:
+        ...
+
+
+@dataclass
+class FirstFrameSource:
+    """Chain the stage's own priors from frame 0's ground truth."""
+
+    rebinarize: bool = True
+    threshold: float = 0.5
+    name: str = "first_frame"
+
+    def masks_before(self, frame: int, previous_prior: np.ndarray) -> np.ndarray:
+        if not self.rebinarize:
+            return previous_prior
+        return one_hot(priors_to_labels(previous_prior, self.threshold), previous_prior.shape[0])
+
+    def identity(self) -> dict[str, Any]:
+        return {"source": self.name, "rebinarize": self.rebinarize}
+
+
+@dataclass
+class LabelStoreSource:
+    """Warp another store's label maps one step (a previous pass's results)."""
+
+    labels: zarr.Array
+    store: str
+    name: str = "previous_pass"
+
+    def masks_before(self, frame: int, previous_prior: np.ndarray) -> np.ndarray:
+        if frame - 1 == 0:
+            return previous_prior  # frame 0 is the ground truth itself
+        return one_hot(np.asarray(self.labels[frame - 1]), previous_prior.shape[0])
+
+    def identity(self) -> dict[str, Any]:
+        return {"source": self.name, "store": self.store}
+
+
+def warp_step(masks: np.ndarray, backward: np.ndarray, forward: np.ndarray, settings: dict[str, Any]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """One frame: (K, H, W) masks of t-1 -> priors of t, plus the occlusion mask of t."""
+    prior = backward_warp(masks, backward)
+    if settings.get("occlusion_check", True):
+        occluded = occlusion_mask(backward, forward, settings.get("fb_alpha", 0.01), settings.get("fb_beta", 0.5))
+        weight = settings.get("occluded_weight", 1.0)
+        if weight != 1.0:
+            prior[:, occluded] *= weight
+    else:
+        occluded = np.zeros(backward.shape[:2], dtype=bool)
+    return np.clip(prior, 0.0, 1.0), occluded
+
+
+def compute_warp_store(first_labels: np.ndarray, num_objects: int, flow: zarr.Group, source: MaskSource,
+                       out: Path, settings: dict[str, Any], key: str = "", video: str = "",
+                       extra_attrs: dict[str, Any] | None = None) -> None:
+    """Write `priors` (T, K, H, W) uint8 and `occlusion` (T, H, W) uint8 for one video."""
+    frame_names = list(flow.attrs["frame_names"])
+    height, width = first_labels.shape
+    num_frames = len(frame_names)
+    if list(flow.attrs["image_size"]) != [height, width]:
+        raise ValueError(f"flow store size {flow.attrs['image_size']} differs from the mask size {[height, width]}")
+    attrs = {"settings": settings, "key": key, "frame_names": frame_names, "image_size": [height, width],
+             "video": video, "num_objects": num_objects, "source": source.identity(),
+             "flow_key": flow.attrs.get("key"), "backend": flow.attrs.get("backend"), **(extra_attrs or {})}
+    log.info("warp %s: %d frames, %d object(s), source %s", video, num_frames, num_objects, source.name)
+    with build_store(out, "warp", attrs) as store:
+        priors = store.array("priors", (num_frames, num_objects, height, width), np.uint8)
+        occlusion = store.array("occlusion", (num_frames, height, width), np.uint8)
+        prior = one_hot(first_labels, num_objects)
+        priors[0] = quantise(prior)
+        for frame in tqdm(range(1, num_frames), desc=f"warp {video}", unit="frame", leave=False):
+            masks = source.masks_before(frame, prior)
+            prior, occluded = warp_step(masks, flow["backward"][frame - 1], flow["forward"][frame - 1], settings)
+            priors[frame] = quantise(prior)
+            occlusion[frame] = occluded.astype(np.uint8)
+
+
+def compute_propagate_store(warp: zarr.Group, out: Path, settings: dict[str, Any], key: str = "") -> None:
+    """The flow-propagation baseline: per-frame arg-max of the warped priors."""
+    frame_names = list(warp.attrs["frame_names"])
+    height, width = warp.attrs["image_size"]
+    threshold = settings.get("threshold", 0.5)
+    attrs = {"settings": settings, "key": key, "frame_names": frame_names, "image_size": [height, width],
+             "video": warp.attrs.get("video"), "num_objects": warp.attrs["num_objects"],
+             "warp_key": warp.attrs.get("key"), "method": "propagate"}
+    with build_store(out, "labels", attrs) as store:
+        labels = store.array("labels", (len(frame_names), height, width), np.uint8)
+        for frame in range(len(frame_names)):
+            labels[frame] = priors_to_labels(dequantise(warp["priors"][frame]), threshold)

@@ -1,0 +1,110 @@
+# Helpers shared by all rules: config validation, run plans, stage keys, paths and video lists.
+import json
+from functools import cache
+
+from stg.config import parse_run_name, plan_run, semantic_settings, validate_config
+from stg.devices import uses_gpu
+
+validate_config(config, "config (config/config.yaml with --config/--configfile overrides)")
+
+
+wildcard_constraints:
+    ds="[A-Za-z0-9-]+",
+    key="[0-9a-f]{10}",
+    video="[^/]+",
+    run="[^/]+",
+
+
+@cache
+def all_plans():
+    """Every (dataset, split, variant) plan, computed at parse time so that cluster jobs see them too."""
+    plans = {}
+    for ds, spec in config["datasets"].items():
+        for split in spec.get("splits", ["val"]):
+            for variant in config["variants"]:
+                plans[(ds, split, variant)] = plan_run(config, ds, split, variant)
+    return plans
+
+
+@cache
+def settings_by_key():
+    """stage -> key -> (settings, plan) for the rules' params and inputs."""
+    table = {}
+    for plan in all_plans().values():
+        for stage, key in plan.keys.items():
+            table.setdefault(stage, {})[key] = plan
+    return table
+
+
+def plan_for(stage, key):
+    try:
+        return settings_by_key()[stage][key]
+    except KeyError:
+        raise ValueError(f"no configured run has {stage} key {key}: the cache path is stale or hand-made") from None
+
+
+def settings_json(stage, key):
+    plan = plan_for(stage, key)
+    return json.dumps(semantic_settings(stage, plan.settings[stage]), sort_keys=True)
+
+
+def is_synthetic(ds):
+    return config["datasets"][ds]["layout"] == "synthetic"
+
+
+def dataset_root(ds):
+    if is_synthetic(ds):
+        key = next(plan.keys["dataset"] for (name, _, _), plan in all_plans().items() if name == ds)
+        return f"cache/{ds}/dataset/{key}"
+    return config["datasets"][ds]["root"]
+
+
+def dataset_layout(ds):
+    return "davis2017" if is_synthetic(ds) else config["datasets"][ds]["layout"]
+
+
+def dataset_input(wildcards):
+    """Synthetic datasets are a rule's output; real ones are just there."""
+    return [dataset_root(wildcards.ds)] if is_synthetic(wildcards.ds) else []
+
+
+@cache
+def video_names(ds, split):
+    if is_synthetic(ds):
+        from stg.datasets.synthetic import video_names as synthetic_names
+
+        return synthetic_names(config["datasets"][ds]["synthetic"].get("num_videos", 4))
+    from stg.datasets import open_dataset
+
+    spec = config["datasets"][ds]
+    return open_dataset(spec["root"], spec["layout"], split, spec.get("resolution", "480p")).video_names()
+
+
+@cache
+def video_split(ds, video):
+    """The split listing a video (DAVIS 2016 frame lists are per split)."""
+    for split in config["datasets"][ds].get("splits", ["val"]):
+        if video in video_names(ds, split):
+            return split
+    raise ValueError(f"video {video} is in no configured split of dataset {ds}")
+
+
+def run_plan(wildcards):
+    ds, split, variant = parse_run_name(config, wildcards.run)
+    plan = all_plans()[(ds, split, variant)]
+    return plan
+
+
+def final_stage(plan):
+    return {"propagate": "propagate"}[plan.method]
+
+
+def stage_chain(plan):
+    """Stages the run's final stage reads, in order."""
+    return ["flow", "warp", final_stage(plan)]
+
+
+def upstream_store(stage, wildcards):
+    plan = plan_for(stage, wildcards.key)
+    previous = {"warp": "flow", "propagate": "warp"}[stage]
+    return plan.store(previous, wildcards.video)
