@@ -26,7 +26,10 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
 
 # Settings that change how a stage runs but not what it computes: kept out of the keys.
 EXECUTION_ONLY = {"device", "batch_size"}
-STAGE_UPSTREAM = {"flow": ["dataset"], "warp": ["flow"], "propagate": ["warp"]}
+# Which stores each stage reads (its key hashes their keys), and each method's chain of stages;
+# the chain's last stage writes the label maps that become the run's PNGs.
+STAGE_UPSTREAM: dict[str, list[str]] = {"flow": ["dataset"], "warp": ["flow"], "propagate": ["warp"]}
+METHOD_CHAINS: dict[str, list[str]] = {"propagate": ["flow", "warp", "propagate"]}
 
 
 def load_schema() -> dict[str, Any]:
@@ -125,7 +128,7 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
     method = config["variants"][variant]["method"]
     settings: dict[str, dict[str, Any]] = {"dataset": dataset_settings(config, dataset)}
     keys: dict[str, str] = {"dataset": stage_key("dataset", settings["dataset"], [])}
-    for stage in ("flow", "warp", "propagate"):
+    for stage in METHOD_CHAINS[method]:
         settings[stage] = stages.get(stage, {})
         upstream = [keys[name] for name in STAGE_UPSTREAM[stage]]
         keys[stage] = stage_key(stage, semantic_settings(stage, settings[stage]), upstream)

@@ -40,8 +40,11 @@ class StoreBuilder:
         return self.group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
                                        compressors=_compressor(np.dtype(dtype)), fill_value=0)
 
-    def ragged(self, name: str, rows_per_frame: list[np.ndarray], dtype: Any) -> None:
-        """Flat rows of all frames plus `offsets` (T+1): frame t owns rows offsets[t]:offsets[t+1]."""
+    def ragged(self, name: str, rows_per_frame: list[np.ndarray], dtype: Any, chunk_rows: int | None = None) -> None:
+        """Flat rows of all frames plus `offsets` (T+1): frame t owns rows offsets[t]:offsets[t+1].
+
+        `chunk_rows=1` gives one chunk per row (e.g. one proposal mask per chunk); default: one chunk.
+        """
         counts = [len(rows) for rows in rows_per_frame]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         if "offsets" not in self.group.array_keys():
@@ -52,7 +55,8 @@ class StoreBuilder:
                 raise ValueError(f"ragged array {name} does not match the store's offsets")
         flat = np.concatenate(rows_per_frame) if rows_per_frame else np.zeros((0,), dtype=dtype)
         flat = np.asarray(flat, dtype=dtype)
-        self.array(name, flat.shape, dtype, chunks=(max(1, len(flat)), *flat.shape[1:]))[:] = flat
+        rows = chunk_rows or max(1, len(flat))
+        self.array(name, flat.shape, dtype, chunks=(rows, *flat.shape[1:]))[:] = flat
 
 
 @contextmanager

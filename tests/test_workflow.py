@@ -25,9 +25,11 @@ TEST_CONFIG = {
 }
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, extra_config: Path | None = None, check: bool = True
+              ) -> subprocess.CompletedProcess:
+    configs = [str(workdir / "test.yaml")] + ([str(extra_config)] if extra_config else [])
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--cores", "2", "--configfile", str(workdir / "test.yaml"), *args]
+               "--cores", "2", *args, "--configfile", *configs]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -95,7 +97,7 @@ def test_changed_warp_setting_reruns_warp_and_downstream_only(demo_run):
     workdir, _ = demo_run
     changed = workdir / "changed.yaml"
     changed.write_text(yaml.safe_dump({"stages": {"warp": {"fb_beta": 0.75}}}))
-    result = snakemake(workdir, "-n", "--configfile", str(workdir / "test.yaml"), str(changed), "results/demo_val")
+    result = snakemake(workdir, "-n", "results/demo_val", extra_config=changed)
     assert planned_jobs(result) == {"warp": 2, "propagate": 2, "metrics": 1}
 
 
@@ -121,7 +123,6 @@ def test_bad_config_key_stops_the_workflow(demo_run):
     workdir, _ = demo_run
     bad = workdir / "bad.yaml"
     bad.write_text(yaml.safe_dump({"stages": {"warp": {"fb_betta": 0.75}}}))
-    result = snakemake(workdir, "-n", "--configfile", str(workdir / "test.yaml"), str(bad), "results/demo_val",
-                       check=False)
+    result = snakemake(workdir, "-n", "results/demo_val", extra_config=bad, check=False)
     assert result.returncode != 0
     assert "fb_betta" in result.stdout + result.stderr

@@ -2,7 +2,7 @@
 import json
 from functools import cache
 
-from stg.config import parse_run_name, plan_run, semantic_settings, validate_config
+from stg.config import METHOD_CHAINS, STAGE_UPSTREAM, parse_run_name, plan_run, semantic_settings, validate_config
 from stg.devices import uses_gpu
 
 validate_config(config, "config (config/config.yaml with --config/--configfile overrides)")
@@ -95,16 +95,20 @@ def run_plan(wildcards):
     return plan
 
 
-def final_stage(plan):
-    return {"propagate": "propagate"}[plan.method]
-
-
 def stage_chain(plan):
-    """Stages the run's final stage reads, in order."""
-    return ["flow", "warp", final_stage(plan)]
+    """The run's stages in order; the last one writes its label maps."""
+    return METHOD_CHAINS[plan.method]
 
 
-def upstream_store(stage, wildcards):
-    plan = plan_for(stage, wildcards.key)
-    previous = {"warp": "flow", "propagate": "warp"}[stage]
-    return plan.store(previous, wildcards.video)
+def final_stage(plan):
+    return stage_chain(plan)[-1]
+
+
+def upstream_stores(stage):
+    """Input function: {upstream stage: its store of this video} for a stage's job."""
+
+    def stores(wildcards):
+        plan = plan_for(stage, wildcards.key)
+        return {name: plan.store(name, wildcards.video) for name in STAGE_UPSTREAM[stage] if name != "dataset"}
+
+    return stores

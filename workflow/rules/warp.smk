@@ -5,7 +5,7 @@
 rule warp:
     input:
         dataset_input,
-        flow=lambda wc: upstream_store("warp", wc),
+        unpack(upstream_stores("warp")),
     output:
         directory("cache/{ds}/warp/{key}/{video}.zarr"),
     params:
@@ -24,7 +24,7 @@ rule warp:
 
 rule propagate:
     input:
-        warp=lambda wc: upstream_store("propagate", wc),
+        unpack(upstream_stores("propagate")),
     output:
         directory("cache/{ds}/propagate/{key}/{video}.zarr"),
     params:
