@@ -99,6 +99,60 @@ def cmd_propagate(args: argparse.Namespace) -> None:
     compute_propagate_store(open_store(args.warp, "warp"), args.out, _settings(args.settings), key=args.key)
 
 
+def cmd_detect(args: argparse.Namespace) -> None:
+    from stg.detect.backends import make_detect_backend
+    from stg.detect.stage import compute_detect_store
+    from stg.store import open_store
+
+    settings = _settings(args.settings)
+    backend_name = settings.get("backend", "motion")
+    runtime = {**settings, "device": args.device}
+    if args.batch_size:
+        runtime[backend_name] = {**settings.get(backend_name, {}), "batch_size": args.batch_size}
+    backend = make_detect_backend(runtime)  # settings, device and checkpoint fail here, before any input is read
+    video = _open_video(args)
+    compute_detect_store(video, open_store(args.warp, "warp"), backend, args.out, settings, key=args.key)
+
+
+def cmd_segment(args: argparse.Namespace) -> None:
+    from stg.segment.backends import make_segment_backend
+    from stg.segment.stage import compute_segment_store
+    from stg.store import open_store
+
+    settings = _settings(args.settings)
+    backend_name = settings.get("backend", "grabcut")
+    runtime = {**settings, "device": args.device}
+    if args.batch_size and backend_name == "deeplab":
+        runtime["deeplab"] = {**settings.get("deeplab", {}), "batch_size": args.batch_size}
+    backend = make_segment_backend(runtime)  # weights and device fail here, before any input is read
+    video = _open_video(args)
+    detect, warp = open_store(args.detect, "detect"), open_store(args.warp, "warp")
+    compute_segment_store(video, detect, warp, backend, args.out, settings, key=args.key,
+                          detect_path=str(args.detect), warp_path=str(args.warp))
+
+
+def cmd_proposals_report(args: argparse.Namespace) -> None:
+    from stg.proposals_report import stored_reports, video_report, write_report
+
+    if args.dataset_root is None:
+        reports, without = stored_reports(args.segment)
+    else:
+        from stg.store import open_store
+
+        reports, without = [], []
+        for path in args.segment:
+            args.video = open_store(path, "segment").attrs["video"]
+            report = video_report(path, _open_video(args))
+            if report["object_frames"]:
+                reports.append(report)
+            else:
+                without.append(args.video)
+    summary = write_report(reports, args.out, without)
+    overall = summary["overall"]
+    print(json.dumps({"videos": {name: {k: v[k] for k in ("recall", "oracle_j", "mean_proposals_per_frame")}
+                                 for name, v in summary["videos"].items()}, "overall": overall}, indent=2))
+
+
 def cmd_metrics(args: argparse.Namespace) -> None:
     from stg.metrics.evaluate import run_metrics
 
@@ -150,6 +204,36 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.add_argument("--key", default="")
     propagate.add_argument("--out", required=True, type=Path)
     propagate.set_defaults(func=cmd_propagate)
+
+    detect = commands.add_parser("detect", help="class-agnostic box proposals of every frame")
+    _add_dataset_args(detect)
+    detect.add_argument("--warp", required=True, type=Path, help="warp store of the video")
+    detect.add_argument("--settings", help="stage settings as JSON or @file (config's stages.detect)")
+    detect.add_argument("--device", default="auto", help="torch backends: auto | cpu | cuda[:N]")
+    detect.add_argument("--batch-size", type=int, default=0, help="frames per batch (0: setting)")
+    detect.add_argument("--key", default="", help="stage key recorded in the store")
+    detect.add_argument("--out", required=True, type=Path, help="output Zarr store")
+    detect.set_defaults(func=cmd_detect)
+
+    segment = commands.add_parser("segment", help="a soft mask for every detection box, seeded by the warped prior")
+    _add_dataset_args(segment)
+    segment.add_argument("--detect", required=True, type=Path, help="detect store of the video")
+    segment.add_argument("--warp", required=True, type=Path, help="warp store of the video")
+    segment.add_argument("--settings", help="stage settings as JSON or @file (config's stages.segment)")
+    segment.add_argument("--device", default="auto", help="torch backends: auto | cpu | cuda[:N]")
+    segment.add_argument("--batch-size", type=int, default=0, help="deeplab: proposals per batch (0: setting)")
+    segment.add_argument("--key", default="", help="stage key recorded in the store")
+    segment.add_argument("--out", required=True, type=Path, help="output Zarr store")
+    segment.set_defaults(func=cmd_segment)
+
+    report = commands.add_parser("proposals-report", help="box recall and oracle J of segment stores")
+    report.add_argument("--segment", required=True, nargs="+", type=Path, help="segment stores")
+    report.add_argument("--out", required=True, type=Path, help="JSON file to write")
+    report.add_argument("--dataset-root", type=Path, help="recompute from this dataset's ground truth "
+                        "(default: the reports stored by the segment stage)")
+    report.add_argument("--layout", default=None, choices=["davis2017", "davis2016"])
+    report.add_argument("--split", default="val", help="split listing the videos (with --dataset-root)")
+    report.set_defaults(func=cmd_proposals_report)
 
     metrics = commands.add_parser("metrics", help="DAVIS J/F/G, identical to the official toolkit")
     metrics.add_argument("--davis-root", required=True, type=Path, help="DAVIS 2017 or 2016 layout root")

@@ -314,6 +314,11 @@ def split_chunks(plan: SequencePlan, size: int) -> list[Chunk]:
 # ---------------------------------------------------------------- running
 
 
+def _single_threaded_worker() -> None:
+    """The processes are the parallelism: OpenCV's own threads would only oversubscribe the cores."""
+    cv2.setNumThreads(1)
+
+
 def _run_chunks(chunks: Sequence[Chunk], processes: int, on_done: Callable[[Chunk, object], None]) -> None:
     """Score every chunk, calling on_done(chunk, outcome) as each completes; inline when processes <= 1.
 
@@ -323,7 +328,7 @@ def _run_chunks(chunks: Sequence[Chunk], processes: int, on_done: Callable[[Chun
         for chunk in chunks:
             on_done(chunk, _score_chunk_safely(chunk))
         return
-    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)))
+    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), initializer=_single_threaded_worker)
     try:
         futures = {pool.submit(_score_chunk_safely, chunk): chunk for chunk in chunks}
         for future in as_completed(futures):
@@ -409,7 +414,7 @@ def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2
 # ---------------------------------------------------------------- outputs
 
 
-def _format_value(value: float) -> str:
+def _format_value(value: float | None) -> str:
     """pandas' to_csv(float_format="%.3f"): NaN becomes an empty field."""
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 

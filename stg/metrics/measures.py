@@ -240,7 +240,7 @@ def decay_bin_ids(n: int) -> np.ndarray:
 
 def db_statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
     """(Mean, Recall, Decay) of one object's per-frame values, as the official `db_statistics`."""
-    values = np.asarray(per_frame, dtype=np.float64)
+    values = np.ascontiguousarray(per_frame, dtype=np.float64)  # the official code gets a contiguous row
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         mean = np.nanmean(values)

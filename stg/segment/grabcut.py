@@ -1,0 +1,115 @@
+"""GrabCut proposals (OpenCV): no weights, CPU only; the default segmenter.
+
+Seeding (GC_INIT_WITH_MASK), on the crop of the box enlarged by `margin`:
+- inside the detection box itself (not enlarged): Q >= 0.5 -> probably foreground, else probably background;
+- in the margin ring between the box and the enlarged box: definite background. The box is the
+  detector's claim of where the object is, so like classic GrabCut's rectangle, what lies outside it
+  is background and gives the colour model its background samples;
+- nothing outside the crop is looked at, which keeps the cost per proposal independent of the frame size.
+Degenerate cases never reach OpenCV's assertions (each colour model needs >= 5 samples):
+- a box narrower or shorter than `MIN_SIDE` pixels: the seeds themselves (Q >= 0.5 in the box);
+- fewer than 5 foreground seeds (the prior misses the box): classic rectangle initialisation, all of
+  the box probably foreground, so a box found where the warp lost the object still yields a mask;
+- fewer than 5 background samples (box covering the whole crop, e.g. the whole frame): the seeds.
+Output probabilities are 0 or 255.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from stg.errors import InputError
+from stg.segment.geometry import box_pixels, crop_region, paste
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 4
+MIN_SAMPLES = 5  # OpenCV's GMMs have 5 components; k-means needs at least as many samples
+SEED_THRESHOLD = 0.5
+
+
+def seed_labels(prior_crop: np.ndarray, inner: tuple[int, int, int, int], threshold: float = SEED_THRESHOLD
+                ) -> np.ndarray:
+    """GrabCut labels of a crop: ring GC_BGD, box GC_PR_BGD, box with Q >= threshold GC_PR_FGD.
+
+    `inner` is the box's pixel range in crop coordinates.
+    """
+    left, top, right, bottom = inner
+    labels = np.full(prior_crop.shape, cv2.GC_BGD, dtype=np.uint8)
+    box = prior_crop[top:bottom, left:right]
+    labels[top:bottom, left:right] = np.where(box >= threshold, cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+    return labels
+
+
+def grabcut_crop(image_crop: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
+    """Run GrabCut on a BGR crop from initial labels; returns the bool foreground. Seeded RNG: deterministic."""
+    cv2.setRNGSeed(0)
+    background = np.zeros((1, 65), dtype=np.float64)
+    foreground = np.zeros((1, 65), dtype=np.float64)
+    labels = labels.copy()
+    cv2.grabCut(np.ascontiguousarray(image_crop), labels, None, background, foreground, iterations,
+                cv2.GC_INIT_WITH_MASK)
+    return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+
+def grabcut_box(image_bgr: np.ndarray, box: np.ndarray, prior: np.ndarray, margin: float, iterations: int
+                ) -> tuple[np.ndarray, str]:
+    """One proposal: (H, W) uint8 0/255 mask in the full frame, and how it was made (for the stage's stats)."""
+    height, width = prior.shape
+    region = crop_region(box, margin, height, width)
+    left, top, right, bottom = region
+    x1, y1, x2, y2 = box_pixels(box, height, width)
+    inner = (x1 - left, y1 - top, x2 - left, y2 - top)
+    prior_crop = prior[top:bottom, left:right]
+    labels = seed_labels(prior_crop, inner)
+    seeds = labels == cv2.GC_PR_FGD
+    if x2 - x1 < MIN_SIDE or y2 - y1 < MIN_SIDE:
+        return paste(seeds.astype(np.uint8) * 255, region, height, width), "tiny_box"
+    mode = "grabcut"
+    if int(seeds.sum()) < MIN_SAMPLES:
+        labels[inner[1]:inner[3], inner[0]:inner[2]] = cv2.GC_PR_FGD
+        mode = "rectangle"
+    if int((labels == cv2.GC_BGD).sum() + (labels == cv2.GC_PR_BGD).sum()) < MIN_SAMPLES:
+        return paste(seeds.astype(np.uint8) * 255, region, height, width), "no_background"
+    try:
+        foreground = grabcut_crop(image_bgr[top:bottom, left:right], labels, iterations)
+    except cv2.error as error:  # not expected after the checks above; never let one box kill the job
+        log.warning("grabcut failed on box %s (%s); using the seeds", box.tolist(), str(error).splitlines()[-1])
+        return paste(seeds.astype(np.uint8) * 255, region, height, width), "error"
+    return paste(foreground.astype(np.uint8) * 255, region, height, width), mode
+
+
+@dataclass
+class GrabCutSegmenter:
+    """Seeded GrabCut per box; `stats` counts how each proposal was made (stored with the results)."""
+
+    margin: float = 0.15
+    iterations: int = 3
+    name: str = "grabcut"
+    stats: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.margin, int | float) or self.margin < 0:
+            raise InputError("stages.segment.grabcut.margin", f"must be a number >= 0, got {self.margin!r}")
+        if not isinstance(self.iterations, int) or self.iterations < 1:
+            raise InputError("stages.segment.grabcut.iterations", f"must be an integer >= 1, got {self.iterations!r}")
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.name, "margin": self.margin, "iterations": self.iterations,
+                "opencv": cv2.__version__}
+
+    def segment(self, image: np.ndarray, boxes: np.ndarray, planes: np.ndarray, plane_of_box: np.ndarray
+                ) -> np.ndarray:
+        height, width = image.shape[:2]
+        image_bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        masks = np.zeros((len(boxes), height, width), dtype=np.uint8)
+        for n, box in enumerate(boxes):
+            masks[n], mode = grabcut_box(image_bgr, box, planes[plane_of_box[n]], self.margin, self.iterations)
+            self.stats[mode] += 1
+        return masks
