@@ -34,6 +34,13 @@ if [[ -f $CONF ]] && ! grep -qF "$MARKER" "$CONF"; then
     exit 1
 fi
 
+for name in slurmctld slurmd; do
+    if [[ -s $DIR/$name.pid ]] && kill -0 "$(cat "$DIR/$name.pid")" 2>/dev/null; then
+        echo "slurm_up: $name already running (pid $(cat "$DIR/$name.pid")); stop it with .ci/slurm_down.sh first" >&2
+        exit 1
+    fi
+done
+
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/started"
 HOST=$(hostname -s)
 # slurmd -C: "NodeName=<host> CPUs=.. Boards=.. SocketsPerBoard=.. CoresPerSocket=.. ThreadsPerCore=.. RealMemory=.."
@@ -108,10 +115,6 @@ fi
 start_daemon() {  # name, pid file written by the daemon, command...
     local name=$1 pidfile=$2
     shift 2
-    if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        echo "slurm_up: $name already running (pid $(cat "$pidfile")); stop it with .ci/slurm_down.sh first" >&2
-        exit 1
-    fi
     rm -f "$pidfile"
     "$@"
     for _ in $(seq 100); do [[ -s $pidfile ]] && break; sleep 0.1; done

@@ -131,6 +131,25 @@ def cmd_segment(args: argparse.Namespace) -> None:
                           detect_path=str(args.detect), warp_path=str(args.warp))
 
 
+def cmd_graph(args: argparse.Namespace) -> None:
+    from stg.features.backends import make_features_backend
+    from stg.graph.settings import GraphSettings
+    from stg.graph.stage import compute_graph_store
+    from stg.store import open_store
+
+    settings = _settings(args.settings)
+    graph = GraphSettings.from_dict(settings)  # bad settings fail here, before any model or input is loaded
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # OpenMP threads beyond the job's cores spin and collapse throughput
+    needs_features = graph.temporal or (graph.spatial and graph.spatial_iterations > 0)
+    features = make_features_backend(settings, args.device) if needs_features else None
+    video = _open_video(args)
+    compute_graph_store(video, open_store(args.segment, "segment"), open_store(args.warp, "warp"),
+                        open_store(args.flow, "flow"), features, settings, args.out, key=args.key)
+
+
 def cmd_proposals_report(args: argparse.Namespace) -> None:
     from stg.proposals_report import stored_reports, video_report, write_report
 
@@ -225,6 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--key", default="", help="stage key recorded in the store")
     segment.add_argument("--out", required=True, type=Path, help="output Zarr store")
     segment.set_defaults(func=cmd_segment)
+
+    graph = commands.add_parser("graph", help="STG-Net's spatial and temporal graphs: label maps from the proposals")
+    _add_dataset_args(graph)
+    graph.add_argument("--segment", required=True, type=Path, help="segment store of the video (proposals)")
+    graph.add_argument("--warp", required=True, type=Path, help="warp store of the video")
+    graph.add_argument("--flow", required=True, type=Path, help="flow store of the video")
+    graph.add_argument("--settings", help="stage settings as JSON or @file (config's stages.graph)")
+    graph.add_argument("--device", default="auto", help="features backend: auto | cpu | cuda[:N]")
+    graph.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    graph.add_argument("--key", default="", help="stage key recorded in the store")
+    graph.add_argument("--out", required=True, type=Path, help="output Zarr store (a labels store)")
+    graph.set_defaults(func=cmd_graph)
 
     report = commands.add_parser("proposals-report", help="box recall and oracle J of segment stores")
     report.add_argument("--segment", required=True, nargs="+", type=Path, help="segment stores")

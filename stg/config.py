@@ -28,8 +28,20 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
 EXECUTION_ONLY = {"device", "batch_size"}
 # Which stores each stage reads (its key hashes their keys), and each method's chain of stages;
 # the chain's last stage writes the label maps that become the run's PNGs.
-STAGE_UPSTREAM: dict[str, list[str]] = {"flow": ["dataset"], "warp": ["flow"], "propagate": ["warp"]}
+STAGE_UPSTREAM: dict[str, list[str]] = {"flow": ["dataset"], "warp": ["flow"], "propagate": ["warp"],
+                                        "detect": ["warp"]}
+STAGE_UPSTREAM["segment"] = ["detect", "warp"]
+STAGE_UPSTREAM["graph"] = ["segment", "warp", "flow"]
 METHOD_CHAINS: dict[str, list[str]] = {"propagate": ["flow", "warp", "propagate"]}
+METHOD_CHAINS["graph"] = ["flow", "warp", "detect", "segment", "graph"]
+# Settings that shape the run plan, not any one store: kept out of the keys (a 2-pass run's first pass
+# shares every store with the 1-pass run).
+PLAN_ONLY = {"passes"}
+# Refinement passes (stages.graph.passes): pass k > 1 re-runs these stages, the warp warping pass k-1's
+# label maps one step (source previous_pass). Pass k's nodes are named '<stage>@<k>'; stores keep the
+# path cache/<ds>/<stage>/<key>/<video>.zarr (the key differs because the upstream differs).
+PASS_STAGES = ("warp", "detect", "segment", "graph")
+PREVIOUS_LABELS = "previous_labels"  # upstream role of a pass's warp: the previous pass's label store
 
 
 def load_schema() -> dict[str, Any]:
@@ -85,8 +97,8 @@ def effective_stages(config: dict[str, Any], variant: str) -> dict[str, Any]:
 
 
 def semantic_settings(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that determine a stage's output: the chosen backend's only, no execution knobs."""
-    settings = {k: v for k, v in settings.items() if k not in EXECUTION_ONLY}
+    """The settings that determine a stage's output: the chosen backend's only, no execution or plan knobs."""
+    settings = {k: v for k, v in settings.items() if k not in EXECUTION_ONLY and k not in PLAN_ONLY}
     backend = settings.get("backend")
     if backend is not None:
         backend_names = {k for k, v in settings.items() if isinstance(v, dict)}
@@ -107,9 +119,18 @@ def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     return copy.deepcopy(config["datasets"][dataset])
 
 
+def node_stage(node: str) -> str:
+    """'warp@2' -> 'warp': the stage (rule, cache folder) behind a run plan's node."""
+    return node.split("@", 1)[0]
+
+
 @dataclass(frozen=True)
 class RunPlan:
-    """Everything the workflow needs to know about one run target."""
+    """Everything the workflow needs to know about one run target.
+
+    Nodes are the stages the run executes: the method's chain, then '<stage>@<k>' for each refinement
+    pass k > 1. `upstream[node]` maps each input role (e.g. 'warp', 'previous_labels') to the node it reads.
+    """
 
     run: str
     dataset: str
@@ -118,9 +139,25 @@ class RunPlan:
     method: str
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    upstream: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[str]:
+        """The run's nodes in execution order; the last one writes the run's label maps."""
+        return [node for node in self.keys if node != "dataset"]
 
     def store(self, stage: str, video: str) -> str:
-        return f"cache/{self.dataset}/{stage}/{self.keys[stage]}/{video}.zarr"
+        return f"cache/{self.dataset}/{node_stage(stage)}/{self.keys[stage]}/{video}.zarr"
+
+    def benchmark(self, stage: str, video: str) -> str:
+        return f"cache/{self.dataset}/benchmarks/{node_stage(stage)}/{self.keys[stage]}/{video}.tsv"
+
+
+def plan_passes(method: str, settings: dict[str, dict[str, Any]]) -> int:
+    """Refinement passes of a run: stages.graph.passes for methods that end in the graph, else 1."""
+    if "graph" not in METHOD_CHAINS[method]:
+        return 1
+    return int(settings.get("graph", {}).get("passes", 1))
 
 
 def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run: str = "") -> RunPlan:
@@ -128,11 +165,28 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
     method = config["variants"][variant]["method"]
     settings: dict[str, dict[str, Any]] = {"dataset": dataset_settings(config, dataset)}
     keys: dict[str, str] = {"dataset": stage_key("dataset", settings["dataset"], [])}
-    for stage in METHOD_CHAINS[method]:
-        settings[stage] = stages.get(stage, {})
-        upstream = [keys[name] for name in STAGE_UPSTREAM[stage]]
-        keys[stage] = stage_key(stage, semantic_settings(stage, settings[stage]), upstream)
-    return RunPlan(run or f"{dataset}_{split}__{variant}", dataset, split, variant, method, settings, keys)
+    upstream: dict[str, dict[str, str]] = {}
+
+    def add(node: str, stage_settings: dict[str, Any], roles: dict[str, str]) -> None:
+        settings[node], upstream[node] = stage_settings, roles
+        stage = node_stage(node)
+        keys[node] = stage_key(stage, semantic_settings(stage, stage_settings), [keys[n] for n in roles.values()])
+
+    chain = METHOD_CHAINS[method]
+    for stage in chain:
+        add(stage, stages.get(stage, {}), {name: name for name in STAGE_UPSTREAM[stage]})
+    previous = chain[-1]
+    for k in range(2, plan_passes(method, settings) + 1):
+        for stage in (s for s in chain if s in PASS_STAGES):
+            roles = {name: f"{name}@{k}" if name in PASS_STAGES and name in chain else name
+                     for name in STAGE_UPSTREAM[stage]}
+            stage_settings = settings[stage]
+            if stage == "warp":
+                stage_settings = {**stage_settings, "source": "previous_pass"}
+                roles[PREVIOUS_LABELS] = previous
+            add(f"{stage}@{k}", stage_settings, roles)
+        previous = f"{chain[-1]}@{k}"
+    return RunPlan(run or f"{dataset}_{split}__{variant}", dataset, split, variant, method, settings, keys, upstream)
 
 
 def parse_run_name(config: dict[str, Any], run: str) -> tuple[str, str, str]:

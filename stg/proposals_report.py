@@ -45,8 +45,8 @@ def box_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     """(N, 4) x (M, 4) xyxy -> (N, M) IoU; degenerate boxes have IoU 0."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     others = np.asarray(others, dtype=np.float64).reshape(-1, 4)
-    width = np.clip(np.minimum(boxes[:, None, 2], others[None, :, 2]) - np.maximum(boxes[:, None, 0], others[None, :, 0]),
-                    0, None)
+    width = np.clip(np.minimum(boxes[:, None, 2], others[None, :, 2])
+                    - np.maximum(boxes[:, None, 0], others[None, :, 0]), 0, None)
     height = np.clip(np.minimum(boxes[:, None, 3], others[None, :, 3])
                      - np.maximum(boxes[:, None, 1], others[None, :, 1]), 0, None)
     intersection = width * height

@@ -125,6 +125,16 @@ def write_run(dataset_root: Path, split: str, label_stores: list[Path], out: Pat
         }
         run.pop("stores", None)
         (temporary / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        segment_nodes = [node for node in plan.get("stores", {}) if node.split("@")[0] == "segment"]
+        if segment_nodes:  # proposal recall / oracle J, stored by each segment job; the last pass's proposals
+            from stg.proposals_report import stored_reports, write_report
+
+            last = max(segment_nodes, key=lambda node: int(node.partition("@")[2] or 1))
+            reports, without = stored_reports(plan["stores"][last])
+            write_report(reports, temporary / "proposals.json", without_ground_truth=without)
+        from stg.report import write_report as write_html_report  # last: it reads the files written above
+
+        write_html_report(temporary, Path(dataset_root), split)
         if out.exists():
             shutil.rmtree(out)
         os.replace(temporary, out)

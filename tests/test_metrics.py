@@ -294,3 +294,12 @@ def test_mean_and_recall_by_hand_and_nan_aware() -> None:
     assert decay == pytest.approx(0.75 - 0.45)
     mean, _, _ = db_statistics(np.array([1.0, np.nan, 0.0]))
     assert mean == 0.5
+
+
+@pytest.mark.parametrize(("gt_point", "res_point"), [((100, 100), (103, 104)), ((0, 0), (5, 6)),
+                                                     ((479, 853), (472, 849)), ((240, 0), (240, 8))])
+def test_f_windows_smaller_than_the_disk(gt_point: tuple[int, int], res_point: tuple[int, int]) -> None:
+    shape = (480, 854)  # radius 8: the 17x17 disk is larger than the few-pixel window
+    gt, res = mask_from([gt_point], shape), mask_from([res_point], shape)
+    assert f_measure(gt, res) == naive_f(gt, res, "scipy")
+    assert f_measure(res, gt) == naive_f(res, gt, "cv2")

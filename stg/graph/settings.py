@@ -37,6 +37,7 @@ class GraphSettings:
     temporal_temperature: float | None = None     # None: the paper's plain dot product in Eq. 7
     memory: str = "all"                 # all (the paper) | first_and_window
     memory_window: int = 10
+    memory_values: str = "chosen"       # value maps: the selected masks M^_r (METHOD.md) | the final refined masks
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> GraphSettings:
@@ -58,6 +59,7 @@ class GraphSettings:
             "threshold": not 0 <= self.threshold < 1,
             "memory": self.memory not in MEMORY_POLICIES,
             "memory_window": self.memory_window < 1,
+            "memory_values": self.memory_values not in ("chosen", "final"),
             "temporal_size": len(self.temporal_size) != 2 or min(self.temporal_size) < 16,
         }
         for name, bad in problems.items():

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from stg.features.base import FeatureBackend
-from stg.graph.boxes import EMPTY_BOX, box_iou_matrix, expand_box, mask_box
-from stg.graph.crops import crop, crop_resize, paste
+from stg.graph.boxes import EMPTY_BOX, expand_box, mask_box
+from stg.graph.crops import Window, crop, crop_resize, paste
 from stg.graph.labels import resolve_labels
 from stg.graph.motion import assign_proposals, predict_box
 from stg.graph.selection import select, selection_scores
@@ -57,7 +57,7 @@ class GraphTracker:
     """Sequential STG-Net inference for one video with K objects."""
 
     def __init__(self, settings: GraphSettings, features: FeatureBackend | None, num_objects: int) -> None:
-        if features is None and (settings.spatial or settings.temporal):
+        if features is None and (settings.temporal or (settings.spatial and settings.spatial_iterations > 0)):
             raise ValueError("the spatial and temporal graphs need a features backend")
         self.settings, self.features, self.num_objects = settings, features, num_objects
         self.history: list[list[np.ndarray]] = [[] for _ in range(num_objects)]
@@ -68,7 +68,11 @@ class GraphTracker:
     def start(self, image: np.ndarray, labels: np.ndarray) -> None:
         """Frame 0: the ground truth seeds the box histories and the temporal memories."""
         masks = labels[None] == np.arange(1, self.num_objects + 1)[:, None, None]
-        self._remember(0, image, masks, [None] * self.num_objects)
+        self._remember_boxes(masks)
+        if self.settings.temporal:
+            for obj, mask in enumerate(masks):
+                if mask.any():
+                    self._remember_mask(0, obj, mask, self._key_window(image, mask))
 
     # ------------------------------------------------------------------ frames t >= 1
 
@@ -94,7 +98,7 @@ class GraphTracker:
         chosen = np.full(self.num_objects, LOST, dtype=np.int64)
         nodes = np.zeros(self.num_objects, dtype=np.int64)
         no_proposal = np.zeros(self.num_objects, dtype=bool)
-        keys: list[tuple[torch.Tensor, tuple[int, int, int, int]] | None] = [None] * self.num_objects
+        memory_items: list[tuple[np.ndarray, tuple[torch.Tensor, Window]] | None] = [None] * self.num_objects
         for obj in range(self.num_objects):
             q_binary = warped[obj] >= s.q_threshold
             rows = np.flatnonzero(owner == obj)
@@ -117,12 +121,17 @@ class GraphTracker:
             if not mask.any():
                 continue
             if s.temporal:
-                state, mask, keys[obj] = self._temporal(frame, image, obj, mask)
+                selected = mask
+                state, mask, key_window = self._temporal(image, obj, mask)
+                memory_items[obj] = (selected, key_window)
             finals[obj], soft[obj] = mask, np.where(mask, state, 0.0)
 
         labels = resolve_labels(finals, soft)
         resolved = labels[None] == np.arange(1, self.num_objects + 1, dtype=np.uint8)[:, None, None]
-        self._remember(frame, image, resolved, keys)
+        self._remember_boxes(resolved)
+        for obj, item in enumerate(memory_items):
+            if item is not None:  # value: the selected mask (METHOD.md), or the final one (memory_values: final)
+                self._remember_mask(frame, obj, item[0] if s.memory_values == "chosen" else resolved[obj], item[1])
         boxes = np.stack([mask_box(m) for m in resolved]) if self.num_objects else np.zeros((0, 4), np.float32)
         return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes)
 
@@ -154,13 +163,13 @@ class GraphTracker:
             states = spatial_update(states, weights, s.spatial_iterations)
         return states, states > s.threshold, rows
 
-    def _key_window(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    def _key_window(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, Window]:
         height, width = mask.shape
         window = expand_box(mask_box(mask), self.settings.temporal_margin, height, width)
         patch = crop_resize(image, window, self.settings.temporal_size)
         return self.features.key_maps(patch[None])[0], window
 
-    def _temporal(self, frame: int, image: np.ndarray, obj: int, mask: np.ndarray):
+    def _temporal(self, image: np.ndarray, obj: int, mask: np.ndarray):
         """Eqs. 7-8 on the crop of B(M^_t); returns (soft state h_t', binary mask, (key map, window))."""
         s = self.settings
         key, window = self._key_window(image, mask)
@@ -172,21 +181,14 @@ class GraphTracker:
         state = temporal_update(mask.astype(np.float32), paste(message, window, mask.shape), len(memory))
         return state, state > s.threshold, (key, window)
 
-    def _remember(self, frame: int, image: np.ndarray, masks: np.ndarray,
-                  keys: list[tuple[torch.Tensor, tuple[int, int, int, int]] | None]) -> None:
-        """Box history and temporal memory of the frame's final (resolved) masks; empty masks add nothing."""
+    def _remember_boxes(self, masks: np.ndarray) -> None:
+        """Motion history: the boxes of the frame's final (resolved) masks; an empty mask adds nothing."""
         for obj, mask in enumerate(masks):
-            if not mask.any():
-                continue
-            self.history[obj].append(mask_box(mask))
-            if not self.settings.temporal:
-                continue
-            key, window = keys[obj] if keys[obj] is not None else self._key_window(image, mask)
-            size = tuple(key.shape[1:])
-            value = crop_resize(mask.astype(np.float32), window, size, area=True)
-            self.memories[obj].add(frame, key, torch.from_numpy(value).to(key.device))
+            if mask.any():
+                self.history[obj].append(mask_box(mask))
 
-
-def proposal_overlaps(proposals: Proposals, predicted: np.ndarray) -> np.ndarray:
-    """(N, K) IoU of every proposal with every predicted box (for diagnostics)."""
-    return box_iou_matrix(proposals.boxes, predicted)
+    def _remember_mask(self, frame: int, obj: int, mask: np.ndarray, key_window: tuple[torch.Tensor, Window]) -> None:
+        """Temporal memory node: the key map of the frame's crop and the mask in that crop as its value map."""
+        key, window = key_window
+        value = crop_resize(mask.astype(np.float32), window, tuple(key.shape[1:]), area=True)
+        self.memories[obj].add(frame, key, torch.from_numpy(value).to(key.device))

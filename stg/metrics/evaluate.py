@@ -11,6 +11,8 @@ import csv
 import io
 import json
 import math
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import struct
 import sys
@@ -319,6 +321,24 @@ def _single_threaded_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Forkserver context whose server has this module imported.
+
+    Not fork: zarr's event-loop thread (and torch/OpenMP threads) may hold locks at fork time and
+    deadlock the children. A forkserver preloaded with this module starts workers cheaply and cleanly.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _start_forkserver(processes: int) -> None:
+    """Start the forkserver now, so that its imports (about 0.1 s) overlap with planning."""
+    if processes > 1:
+        _worker_context()
+        multiprocessing.forkserver.ensure_running()
+
+
 def _run_chunks(chunks: Sequence[Chunk], processes: int, on_done: Callable[[Chunk, object], None]) -> None:
     """Score every chunk, calling on_done(chunk, outcome) as each completes; inline when processes <= 1.
 
@@ -328,7 +348,8 @@ def _run_chunks(chunks: Sequence[Chunk], processes: int, on_done: Callable[[Chun
         for chunk in chunks:
             on_done(chunk, _score_chunk_safely(chunk))
         return
-    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), initializer=_single_threaded_worker)
+    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), initializer=_single_threaded_worker,
+                               mp_context=_worker_context())
     try:
         futures = {pool.submit(_score_chunk_safely, chunk): chunk for chunk in chunks}
         for future in as_completed(futures):
@@ -400,8 +421,11 @@ def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2
 
     Returns {"global": {...}, "objects": {"<seq>_<k>": {...}}, "per_frame": {"<seq>_<k>":
     {"frames", "J", "F"}}}; raises InputError naming the file for any bad or missing input.
+    With processes > 1 the workers come from a forkserver, which re-imports the __main__ script:
+    a script calling this must guard its top level with `if __name__ == "__main__":`.
     """
     davis_root, results_dir = Path(davis_root), Path(results_dir)
+    _start_forkserver(processes)
     layout = detect_layout(davis_root, split, resolution)
     dataset = open_dataset(davis_root, layout, split, resolution)
     if not results_dir.is_dir():

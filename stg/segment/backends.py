@@ -34,4 +34,5 @@ def make_segment_backend(settings: dict[str, Any]) -> SegmentBackend:
 
         options = _options(DeepLabSegmenter, backend, settings.get("deeplab", {}))
         return DeepLabSegmenter(device=settings.get("device", "auto"), **options)
-    raise InputError("stages.segment.backend", f"unknown segment backend '{backend}' (expected {' or '.join(BACKENDS)})")
+    raise InputError("stages.segment.backend",
+                     f"unknown segment backend '{backend}' (expected {' or '.join(BACKENDS)})")

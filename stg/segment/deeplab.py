@@ -102,6 +102,7 @@ class DeepLabSegmenter:
     def network_input(self, image: torch.Tensor, plane: torch.Tensor, region: tuple[int, int, int, int]
                       ) -> torch.Tensor:
         """(4, S, S): normalised RGB crop and Q crop, resized together to the network's input size."""
+        import torch
         import torch.nn.functional as F
 
         left, top, right, bottom = region
@@ -130,5 +131,6 @@ class DeepLabSegmenter:
                     left, top, right, bottom = regions[n]
                     back = F.interpolate(probabilities[row:row + 1], size=(bottom - top, right - left),
                                          mode="bilinear", align_corners=False)[0, 0]
-                    masks[n, top:bottom, left:right] = (back * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+                    quantised = (back * 255.0).round().clamp(0, 255).to(torch.uint8)
+                    masks[n, top:bottom, left:right] = quantised.cpu().numpy()
         return masks

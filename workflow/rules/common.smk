@@ -2,7 +2,8 @@
 import json
 from functools import cache
 
-from stg.config import METHOD_CHAINS, STAGE_UPSTREAM, parse_run_name, plan_run, semantic_settings, validate_config
+from stg.config import (METHOD_CHAINS, STAGE_UPSTREAM, node_stage, parse_run_name, plan_run, semantic_settings,
+                        validate_config)
 from stg.devices import uses_gpu
 
 validate_config(config, "config (config/config.yaml with --config/--configfile overrides)")
@@ -28,24 +29,28 @@ def all_plans():
 
 @cache
 def settings_by_key():
-    """stage -> key -> (settings, plan) for the rules' params and inputs."""
+    """stage -> key -> (plan, node) for the rules' params and inputs (node 'warp@2': pass 2's warp)."""
     table = {}
     for plan in all_plans().values():
-        for stage, key in plan.keys.items():
-            table.setdefault(stage, {})[key] = plan
+        for node, key in plan.keys.items():
+            table.setdefault(node_stage(node), {})[key] = (plan, node)
     return table
 
 
-def plan_for(stage, key):
+def plan_node(stage, key):
     try:
         return settings_by_key()[stage][key]
     except KeyError:
         raise ValueError(f"no configured run has {stage} key {key}: the cache path is stale or hand-made") from None
 
 
+def plan_for(stage, key):
+    return plan_node(stage, key)[0]
+
+
 def settings_json(stage, key):
-    plan = plan_for(stage, key)
-    return json.dumps(semantic_settings(stage, plan.settings[stage]), sort_keys=True)
+    plan, node = plan_node(stage, key)
+    return json.dumps(semantic_settings(stage, plan.settings[node]), sort_keys=True)
 
 
 def is_synthetic(ds):
@@ -96,8 +101,9 @@ def run_plan(wildcards):
 
 
 def stage_chain(plan):
-    """The run's stages in order; the last one writes its label maps."""
-    return METHOD_CHAINS[plan.method]
+    """The run's nodes in order (the method's stages, then those of each refinement pass); the last one
+    writes its label maps."""
+    return plan.nodes
 
 
 def final_stage(plan):
@@ -105,10 +111,12 @@ def final_stage(plan):
 
 
 def upstream_stores(stage):
-    """Input function: {upstream stage: its store of this video} for a stage's job."""
+    """Input function: {upstream role: its store of this video} for a stage's job (roles: upstream stage names,
+    plus 'previous_labels' for a refinement pass's warp)."""
 
     def stores(wildcards):
-        plan = plan_for(stage, wildcards.key)
-        return {name: plan.store(name, wildcards.video) for name in STAGE_UPSTREAM[stage] if name != "dataset"}
+        plan, node = plan_node(stage, wildcards.key)
+        return {role: plan.store(name, wildcards.video) for role, name in plan.upstream[node].items()
+                if name != "dataset"}
 
     return stores

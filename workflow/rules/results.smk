@@ -10,8 +10,7 @@ def run_stores(wildcards):
 def run_benchmarks(wildcards):
     plan = run_plan(wildcards)
     videos = video_names(plan.dataset, plan.split)
-    files = [f"cache/{plan.dataset}/benchmarks/{stage}/{plan.keys[stage]}/{video}.tsv"
-             for stage in stage_chain(plan) for video in videos]
+    files = [plan.benchmark(stage, video) for stage in stage_chain(plan) for video in videos]
     if is_synthetic(plan.dataset):
         files.append(f"cache/{plan.dataset}/benchmarks/synth/{plan.keys['dataset']}/dataset.tsv")
     return files

@@ -13,13 +13,15 @@ rule warp:
         root=lambda wc: dataset_root(wc.ds),
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
+        # a refinement pass warps the previous pass's label maps (source previous_pass)
+        previous=lambda wc, input: f"--previous-labels {input.previous_labels}" if "previous_labels" in input.keys() else "",
     log:
         "cache/{ds}/logs/warp/{key}/{video}.log",
     benchmark:
         "cache/{ds}/benchmarks/warp/{key}/{video}.tsv"
     shell:
         "stg warp --dataset-root {params.root} --layout {params.layout} --split {params.split} --video {wildcards.video} "
-        "--flow {input.flow} --settings {params.settings:q} --key {wildcards.key} --out {output} 2> {log}"
+        "--flow {input.flow} {params.previous} --settings {params.settings:q} --key {wildcards.key} --out {output} 2> {log}"
 
 
 rule propagate:

@@ -1,0 +1,113 @@
+"""The graph stage: one video's label maps from its proposals (segment store), priors (warp) and flow.
+
+Sequential over frames: Q_t is the previous frame's final masks warped to t with the cached backward
+flow (the warp stage's own step and settings), so every frame builds on the graph's own results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+
+from stg.datasets import Video, read_first_mask, read_frame
+from stg.errors import StoreError
+from stg.features.base import FeatureBackend
+from stg.graph.settings import GraphSettings
+from stg.graph.tracker import GraphTracker, Proposals
+from stg.store import build_store
+from stg.warp.ops import one_hot, quantise
+from stg.warp.stage import warp_step
+
+log = logging.getLogger(__name__)
+
+
+def read_proposals(segment: zarr.Group, frame: int) -> Proposals:
+    """Frame t's rows of the segment store, masks as float32 probabilities."""
+    offsets = segment["offsets"]
+    start, stop = int(offsets[frame]), int(offsets[frame + 1])
+    masks = segment["masks"][start:stop] if stop > start else np.zeros((0, *segment["masks"].shape[1:]), np.uint8)
+    return Proposals(np.asarray(segment["boxes"][start:stop], dtype=np.float32),
+                     np.asarray(segment["scores"][start:stop], dtype=np.float32),
+                     masks.astype(np.float32) / 255.0)
+
+
+def check_upstream(video: Video, **stores: zarr.Group) -> None:
+    """Every upstream store must describe this video's frames, or the caches are mixed up."""
+    for name, store in stores.items():
+        if store.attrs.get("video", video.name) != video.name:
+            raise StoreError(f"{name} store is of video '{store.attrs['video']}', not '{video.name}'")
+        if list(store.attrs.get("frame_names", [])) != video.frame_names:
+            raise StoreError(f"{name} store of '{store.attrs.get('video', '?')}': its frame names differ from the "
+                             f"dataset's frames of '{video.name}'")
+
+
+def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flow: zarr.Group,
+                        features: FeatureBackend | None, settings: dict[str, Any], out: Path, key: str = "",
+                        extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a labels store (`labels` plus the graph's per-frame details) for one video; returns a summary."""
+    check_upstream(video, segment=segment, warp=warp, flow=flow)
+    graph = GraphSettings.from_dict(settings)
+    first_labels, num_objects = read_first_mask(video)
+    height, width = first_labels.shape
+    frames = video.frame_names
+    count = len(frames)
+    warp_settings = dict(warp.attrs.get("settings", {}))
+    tracker = GraphTracker(graph, features, num_objects)
+    started = time.perf_counter()
+    no_proposal = np.zeros(num_objects, dtype=np.int64)
+    lost = np.zeros(num_objects, dtype=np.int64)
+    attrs = {"settings": settings, "graph": graph.as_dict(), "key": key, "frame_names": frames,
+             "image_size": [height, width], "video": video.name, "num_objects": num_objects, "method": "graph",
+             "backend": features.identity() if features is not None else None,
+             "upstream": {name: store.attrs.get("key") for name, store in
+                          (("segment", segment), ("warp", warp), ("flow", flow))},
+             "warp_source": warp.attrs.get("source"), **(extra_attrs or {})}
+    log.info("graph %s: %d frames, %d object(s), features %s", video.name, count, num_objects,
+             features.name if features is not None else "none")
+    with build_store(out, "labels", attrs) as store:
+        labels = store.array("labels", (count, height, width), np.uint8)
+        soft = store.array("soft", (count, num_objects, height, width), np.uint8)
+        predicted = store.array("predicted_boxes", (count, num_objects, 4), np.float32, chunks=(count, num_objects, 4))
+        final_boxes = store.array("boxes", (count, num_objects, 4), np.float32, chunks=(count, num_objects, 4))
+        chosen = store.array("chosen", (count, num_objects), np.int32, chunks=(count, num_objects))
+        nodes = store.array("nodes", (count, num_objects), np.int32, chunks=(count, num_objects))
+        fallback = store.array("no_proposal", (count, num_objects), np.uint8, chunks=(count, num_objects))
+        table = {name: np.zeros(array.shape, array.dtype) for name, array in
+                 (("predicted", predicted), ("boxes", final_boxes), ("chosen", chosen), ("nodes", nodes),
+                  ("no_proposal", fallback))}
+        image = read_frame(video.frame_paths[0])
+        tracker.start(image, first_labels)
+        previous = np.where(first_labels <= num_objects, first_labels, 0).astype(np.uint8)
+        labels[0] = previous
+        soft[0] = quantise(one_hot(first_labels, num_objects))
+        table["predicted"][0] = np.nan
+        table["boxes"][0] = np.stack([tracker.history[k][-1] for k in range(num_objects)]) if num_objects else 0
+        table["chosen"][0] = -1
+        for t in tqdm(range(1, count), desc=f"graph {video.name}", unit="frame", leave=False):
+            warped, _ = warp_step(one_hot(previous, num_objects), flow["backward"][t - 1], flow["forward"][t - 1],
+                                  warp_settings)
+            result = tracker.step(t, read_frame(video.frame_paths[t]), read_proposals(segment, t), warped)
+            previous = result.labels
+            labels[t] = result.labels
+            soft[t] = quantise(result.soft)
+            table["predicted"][t], table["boxes"][t] = result.predicted, result.boxes
+            table["chosen"][t], table["nodes"][t] = result.chosen, result.nodes
+            table["no_proposal"][t] = result.no_proposal
+            no_proposal += result.no_proposal
+            lost += np.isnan(result.boxes[:, 0])
+        predicted[:], final_boxes[:], chosen[:] = table["predicted"], table["boxes"], table["chosen"]
+        nodes[:], fallback[:] = table["nodes"], table["no_proposal"]
+        seconds = time.perf_counter() - started
+        summary = {"no_proposal_frames": no_proposal.tolist(), "lost_frames": lost.tolist(),
+                   "frames": count, "seconds": round(seconds, 3), "fps": round(count / max(seconds, 1e-9), 3)}
+        store.group.attrs.update({"no_proposal_frames": summary["no_proposal_frames"],
+                                  "lost_frames": summary["lost_frames"]})
+    log.info("graph %s: %.1f frames/s; frames without proposal per object %s, lost %s", video.name,
+             summary["fps"], summary["no_proposal_frames"], summary["lost_frames"])
+    return summary

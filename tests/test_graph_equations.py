@@ -1,0 +1,224 @@
+"""Eqs. 2-8 of the paper against values computed by hand on tiny arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stg.graph.boxes import box_iou, box_iou_matrix, expand_box, mask_box
+from stg.graph.labels import resolve_labels
+from stg.graph.motion import NO_OBJECT, assign_proposals, predict_box
+from stg.graph.selection import mask_iou, select, selection_scores
+from stg.graph.spatial import cosine_matrix, edge_weights, spatial_update
+from stg.graph.temporal import TemporalMemory, temporal_message, temporal_update
+
+
+def box(cx, cy, w, h):
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+
+# ---------------------------------------------------------------- boxes
+
+
+def test_box_iou_by_hand():
+    assert box_iou([0, 0, 2, 2], [1, 1, 3, 3]) == pytest.approx(1 / 7)
+    assert box_iou([0, 0, 2, 2], [2, 0, 4, 2]) == 0.0  # touching edges
+    assert box_iou([0, 0, 2, 2], [np.nan] * 4) == 0.0
+    np.testing.assert_allclose(box_iou_matrix([[0, 0, 2, 2]], [[0, 0, 2, 2], [0, 0, 4, 2]]), [[1.0, 0.5]])
+
+
+def test_mask_box_is_tight_and_exclusive():
+    mask = np.zeros((5, 6), bool)
+    mask[1:3, 2:5] = True
+    np.testing.assert_array_equal(mask_box(mask), [2, 1, 5, 3])
+    assert np.isnan(mask_box(np.zeros((3, 3), bool))).all()
+
+
+def test_expand_box_clips_to_frame():
+    assert expand_box([10, 10, 20, 30], 0.1, 100, 100) == (9, 8, 21, 32)
+    assert expand_box([0, 0, 10, 10], 0.5, 12, 12) == (0, 0, 12, 12)
+
+
+# ---------------------------------------------------------------- Eq. 2
+
+
+def test_motion_model_constant_velocity():
+    history = [box(10 + 2 * r, 20 - r, 8, 6) for r in range(12)]  # c moves (+2, -1) per frame
+    np.testing.assert_allclose(predict_box(history, n=10), box(10 + 2 * 12, 20 - 12, 8, 6), atol=1e-5)
+
+
+def test_motion_model_averages_last_n_steps_by_hand():
+    # centres x: 0, 1, 3, 6, 10 -> steps 1, 2, 3, 4; widths 2, 4, 6, 8, 10; heights all 4
+    history = [box(x, 0, w, 4) for x, w in zip([0, 1, 3, 6, 10], [2, 4, 6, 8, 10], strict=True)]
+    # n = 2: mean velocity (3 + 4) / 2 = 3.5 -> c = 13.5; size = mean of the last 2 widths = 9
+    np.testing.assert_allclose(predict_box(history, n=2), box(13.5, 0, 9, 4), atol=1e-5)
+    # n = 3: velocity (2 + 3 + 4) / 3 = 3 -> c = 13; width (6 + 8 + 10) / 3 = 8
+    np.testing.assert_allclose(predict_box(history, n=3), box(13, 0, 8, 4), atol=1e-5)
+
+
+def test_motion_model_with_n_larger_than_history():
+    history = [box(0, 0, 2, 2), box(3, 1, 4, 2), box(5, 5, 6, 2)]
+    # n = 10 but only 2 steps: velocity ((3,1)-(0,0) + (5,5)-(3,1)) / 2 = (2.5, 2.5); size mean of 3: (4, 2)
+    np.testing.assert_allclose(predict_box(history, n=10), box(7.5, 7.5, 4, 2), atol=1e-5)
+    # a single box: no velocity, same box
+    np.testing.assert_allclose(predict_box(history[:1], n=10), history[0], atol=1e-6)
+    with pytest.raises(ValueError):
+        predict_box([], n=10)
+
+
+def test_assignment_by_best_iou_and_none_for_zero():
+    predicted = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
+    proposals = np.array([[1, 1, 9, 9], [18, 0, 29, 10], [50, 50, 60, 60], [5, 0, 25, 10]], np.float32)
+    # the last overlaps both equally (IoU 5*10/(100+200-50)=0.2 each): the lower object index wins
+    np.testing.assert_array_equal(assign_proposals(proposals, predicted), [0, 1, NO_OBJECT, 0])
+    assert assign_proposals(np.zeros((0, 4)), predicted).shape == (0,)
+
+
+# ---------------------------------------------------------------- Eqs. 3-5
+
+
+def three_nodes():
+    features = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    boxes = np.array([[0, 0, 2, 2], [1, 1, 3, 3], [10, 10, 12, 12]], np.float32)
+    states = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], np.float32)  # (N, D): tiny "masks"
+    return features, boxes, states
+
+
+def test_edge_weights_by_hand():
+    features, boxes, _ = three_nodes()
+    c = 1 / np.sqrt(2)
+    expected = np.array([
+        [0, 0.7 * c + 0.3 / 7, 0],
+        [0.7 * c + 0.3 / 7, 0, 0.7 * c],
+        [0, 0.7 * c, 0],
+    ])
+    np.testing.assert_allclose(edge_weights(features, boxes, 0.7, 0.3), expected, atol=1e-12)
+    np.testing.assert_allclose(cosine_matrix(np.zeros((2, 3))), np.zeros((2, 2)))
+
+
+def test_spatial_update_one_and_two_iterations_by_hand():
+    features, boxes, states = three_nodes()
+    w = edge_weights(features, boxes, 0.7, 0.3)
+    a, b = w[0, 1], w[1, 2]
+    # Eq. 5: h_v' = (h_v + sum_u W_vu h_u) / (1 + sum_u W_vu)
+    one = np.array([
+        (states[0] + a * states[1]) / (1 + a),
+        (states[1] + a * states[0] + b * states[2]) / (1 + a + b),
+        (states[2] + b * states[1]) / (1 + b),
+    ])
+    np.testing.assert_allclose(spatial_update(states, w, 1), one, atol=1e-6)
+    two = np.array([
+        (one[0] + a * one[1]) / (1 + a),
+        (one[1] + a * one[0] + b * one[2]) / (1 + a + b),
+        (one[2] + b * one[1]) / (1 + b),
+    ])
+    np.testing.assert_allclose(spatial_update(states, w, 2), two, atol=1e-6)
+    np.testing.assert_array_equal(spatial_update(states, w, 0), states)
+
+
+def test_spatial_update_keeps_image_shape_and_single_node():
+    masks = np.random.default_rng(0).random((2, 4, 5)).astype(np.float32)
+    w = np.array([[0, 0.5], [0.5, 0]])
+    out = spatial_update(masks, w, 1)
+    assert out.shape == (2, 4, 5)
+    np.testing.assert_allclose(out[0], (masks[0] + 0.5 * masks[1]) / 1.5, atol=1e-6)
+    single = spatial_update(masks[:1], np.zeros((1, 1)), 2)
+    np.testing.assert_array_equal(single, masks[:1])
+
+
+# ---------------------------------------------------------------- Eq. 6
+
+
+def test_selection_scores_by_hand():
+    q = np.zeros((6, 6), bool)
+    q[1:4, 1:4] = True                                   # 9 pixels, box [1, 1, 4, 4]
+    m0 = np.zeros((6, 6), bool)
+    m0[1:4, 1:3] = True                                  # 6 pixels inside q, box [1, 1, 3, 4]
+    m1 = np.zeros((6, 6), bool)
+    m1[2:5, 2:5] = True                                  # 9 pixels, 4 shared with q, box [2, 2, 5, 5]
+    p = np.array([1, 1, 4, 4], np.float32)
+    scores = selection_scores(np.stack([m0, m1]), p, q, 0.4, 0.6)
+    expected = [0.4 * 6 / 9 + 0.6 * 6 / 9, 0.4 * 4 / 14 + 0.6 * 4 / 14]
+    np.testing.assert_allclose(scores, expected)
+    assert select(scores) == 0
+    assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 0.0
+
+
+def test_selection_ties_go_to_higher_detection_score_then_lower_index():
+    scores = np.array([0.5, 0.8, 0.8, 0.8])
+    assert select(scores) == 1
+    assert select(scores, np.array([0.9, 0.3, 0.7, 0.7])) == 2
+    assert select(scores, np.array([0.9, 0.6, 0.2, 0.6])) == 1
+    with pytest.raises(ValueError):
+        select(np.array([]))
+
+
+# ---------------------------------------------------------------- Eqs. 7-8
+
+
+def explicit_message(query, keys, values):
+    """Eq. 7 written as the paper's loops."""
+    channels, height, width = query.shape
+    out = np.zeros((height, width))
+    for i in range(height * width):
+        qi = query.reshape(channels, -1)[:, i]
+        for r in range(keys.shape[0]):
+            kr = keys[r].reshape(channels, -1)
+            hr = values[r].reshape(-1)
+            numerator = sum(np.exp(qi @ kr[:, j]) * hr[j] for j in range(kr.shape[1]))
+            denominator = sum(np.exp(qi @ kr[:, j]) for j in range(kr.shape[1]))
+            out.flat[i] += numerator / denominator
+    return out
+
+
+def test_temporal_message_matches_explicit_loops():
+    rng = np.random.default_rng(1)
+    query = rng.normal(size=(3, 2, 3))
+    keys = rng.normal(size=(4, 3, 2, 2))
+    values = rng.random(size=(4, 2, 2))
+    message = temporal_message(torch.tensor(query), torch.tensor(keys), torch.tensor(values))
+    np.testing.assert_allclose(message.numpy(), explicit_message(query, keys, values), rtol=1e-10)
+    scaled = temporal_message(torch.tensor(query), torch.tensor(keys), torch.tensor(values), temperature=2.0)
+    np.testing.assert_allclose(scaled.numpy(), explicit_message(query / 2.0, keys, values), rtol=1e-10)
+
+
+def test_temporal_message_by_hand_and_update():
+    # one memory frame with two locations: the query matches location 0 with logit 1, location 1 with 0
+    query = torch.tensor([[[1.0]]])                       # C=1, 1x1
+    keys = torch.tensor([[[[1.0, 0.0]]]])                 # R=1, C=1, 1x2
+    values = torch.tensor([[[1.0, 0.0]]])
+    e = np.e
+    assert temporal_message(query, keys, values).item() == pytest.approx(e / (e + 1))
+    # Eq. 8 at t = 3 with all three earlier frames in memory: eta = 1/4
+    assert temporal_update(np.float32(1.0), np.float32(2.0), 3) == pytest.approx(0.75)
+    assert temporal_message(query, keys[:0], values[:0]).item() == 0.0
+
+
+def test_memory_policies():
+    def entry(v):
+        return torch.full((2, 1, 1), float(v)), torch.full((1, 1), float(v))
+
+    everything = TemporalMemory("all")
+    window = TemporalMemory("first_and_window", window=2)
+    for frame in range(6):
+        everything.add(frame, *entry(frame))
+        window.add(frame, *entry(frame))
+    assert everything.frames() == [0, 1, 2, 3, 4, 5]
+    assert window.frames() == [0, 4, 5]
+    keys, values = window.stacked()
+    assert values.flatten().tolist() == [0.0, 4.0, 5.0]
+    assert keys[:, 0, 0, 0].tolist() == [0.0, 4.0, 5.0]
+    assert everything.stacked()[1].flatten().tolist() == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError):
+        TemporalMemory("recent")
+
+
+# ---------------------------------------------------------------- label map
+
+
+def test_overlaps_go_to_higher_soft_score():
+    masks = np.array([[[1, 1, 0]], [[0, 1, 1]]], bool)
+    scores = np.array([[[0.9, 0.4, 0.0]], [[0.0, 0.6, 0.3]]], np.float32)
+    np.testing.assert_array_equal(resolve_labels(masks, scores), [[1, 2, 2]])
+    np.testing.assert_array_equal(resolve_labels(np.zeros((2, 1, 2), bool), np.zeros((2, 1, 2))), [[0, 0]])
