@@ -13,6 +13,9 @@ class InputError(Exception):
         self.problem = problem
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):  # picklable across worker processes
+        return (InputError, (self.where, self.problem))
+
 
 class StoreError(Exception):
     """A cached store is missing, incomplete or from an incompatible schema version."""

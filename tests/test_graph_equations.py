@@ -183,6 +183,28 @@ def test_temporal_message_matches_explicit_loops():
     np.testing.assert_allclose(scaled.numpy(), explicit_message(query / 2.0, keys, values), rtol=1e-10)
 
 
+def test_temporal_message_moves_value_patches_of_a_coarse_key_grid():
+    """Key maps at stride s = 2: location j's value is its 2x2 patch; the message is at value resolution."""
+    rng = np.random.default_rng(2)
+    query = rng.normal(size=(3, 2, 2))
+    keys = rng.normal(size=(2, 3, 2, 2))
+    values = rng.random(size=(2, 4, 4))
+    message = temporal_message(torch.tensor(query), torch.tensor(keys), torch.tensor(values)).numpy()
+    assert message.shape == (4, 4)
+    expected = np.zeros((4, 4))
+    for i in range(4):                                     # query location (row, col) = divmod(i, 2)
+        qi = query.reshape(3, -1)[:, i]
+        for r in range(2):
+            weights = np.exp(qi @ keys[r].reshape(3, -1))
+            weights /= weights.sum()
+            for j in range(4):
+                (a, b), (c, d) = divmod(i, 2), divmod(j, 2)
+                expected[2 * a:2 * a + 2, 2 * b:2 * b + 2] += weights[j] * values[r, 2 * c:2 * c + 2, 2 * d:2 * d + 2]
+    np.testing.assert_allclose(message, expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="patch"):
+        temporal_message(torch.tensor(query), torch.tensor(keys), torch.tensor(values[:, :3]))
+
+
 def test_temporal_message_by_hand_and_update():
     # one memory frame with two locations: the query matches location 0 with logit 1, location 1 with 0
     query = torch.tensor([[[1.0]]])                       # C=1, 1x1

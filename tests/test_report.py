@@ -245,5 +245,12 @@ def test_pipeline_report_in_chromium(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = tmp_path / "results" / "demo_val" / "report.html"
     page = report.read_text()
-    assert "<h2>Time and memory per stage</h2>" in page and "not part of this run" in page
+    assert "<h2>Time and memory per stage</h2>" in page
+    run = json.loads((report.parent / "run.json").read_text())
+    if (report.parent / "proposals.json").is_file():  # the default variant has a segment stage
+        overall = json.loads((report.parent / "proposals.json").read_text())["overall"]
+        assert "segment" in run["keys"] and "not part of this run" not in page
+        assert f"{overall['recall']:.3f}" in page.split("<h2>Proposals</h2>", 1)[1]
+    else:
+        assert "segment" not in run["keys"] and "not part of this run" in page
     check_in_browser(report, artifacts(tmp_path) / "report-demo.png", tmp_path)

@@ -112,13 +112,15 @@ def test_ragged_round_trip_matches_a_direct_call(inputs, grabcut_store):
     np.testing.assert_array_equal(rows, direct)  # seeded: the same masks every time
 
 
-def test_q_mode_per_object_is_recorded_and_changes_priors(inputs, tmp_path):
+def test_q_mode_per_object_is_recorded_and_changes_masks(inputs, grabcut_store, tmp_path):
     video, out, args = inputs
     settings = json.dumps({"q_mode": "per_object"})
     assert main(["segment", *args, "--settings", settings, "--out", str(tmp_path / "po.zarr")]) == 0
     store = open_store(tmp_path / "po.zarr", "segment")
     assert store.attrs["q_mode"] == "per_object" and store.attrs["settings"] == {"q_mode": "per_object"}
     assert store.attrs["proposal_report"]["recall"] == 1.0
+    # the occlusion video's objects touch: a box seeded by the union also sees the other object
+    assert not np.array_equal(store["masks"][:], grabcut_store["masks"][:])
 
 
 def test_box_priors_union_and_per_object():

@@ -22,6 +22,7 @@ TEST_CONFIG = {
                                         "height": 240, "width": 428}}},
     "variants": {"propagate-lowthr": {"method": "propagate", "description": "a variant differing downstream only",
                                       "stages": {"propagate": {"threshold": 0.4}}}},
+    "default_variant": "propagate",  # the shipped default (the full STG-Net) is exercised in test_graph_workflow.py
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -52,12 +53,17 @@ class Dataset:
         return self.root / "ImageSets" / self.resolution / f"{self.split}.txt"
 
     def _split_lines(self) -> list[str]:
+        return list(self._parsed_split_lines)
+
+    @cached_property
+    def _parsed_split_lines(self) -> tuple[str, ...]:
+        """Read once: DAVIS 2016 videos are looked up in the split file one by one."""
         if not self.split_file.is_file():
             raise InputError(self.split_file, f"split file for split '{self.split}' is missing")
         lines = [line.strip() for line in self.split_file.read_text().splitlines() if line.strip()]
         if not lines:
             raise InputError(self.split_file, "split file is empty: no sequences listed")
-        return lines
+        return tuple(lines)
 
     def video_names(self) -> list[str]:
         """Sequence names in the split file's order (the official toolkit's row order)."""

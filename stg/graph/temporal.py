@@ -1,9 +1,14 @@
 """Temporal graph (Eqs. 7-8): refine an object's current mask with its masks of earlier frames.
 
-Each memory node r holds a key map K_r (C, h, w) of its crop and the value map (h, w) of its mask in
+Each memory node r holds a key map K_r (C, h, w) of its crop (H1 x W1) and the value map of its mask in
 that crop. For every location i of the current key map, each memory frame contributes a softmax-
 weighted average of its values over its locations j; the messages of all memory frames are summed
 (Eq. 7), and h_t' = eta (h_t + m_t) (Eq. 8). Key maps are computed once per frame and kept.
+
+The paper's key and value maps share the crop's H1 x W1 grid. A CNN's key map is coarser (stride s), so
+each key location j carries the s x s patch of the value map it covers: the attention is computed at the
+key grid and moves whole patches, which keeps the value maps, and the message, at crop resolution
+(s = 1 is the literal equation; a scalar value per location would blur every boundary to the key grid).
 """
 
 from __future__ import annotations
@@ -14,24 +19,42 @@ import torch
 MEMORY_POLICIES = ("all", "first_and_window")
 
 
+def to_patches(values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(R, h*s, w*s) value maps -> (R, h*w, s*s): the s x s patch under each of the h x w key locations."""
+    count, height, width = values.shape
+    rows, cols = grid
+    if height % rows or width % cols or height // rows != width // cols:
+        raise ValueError(f"value maps {height}x{width} are not a whole square patch per key location of {rows}x{cols}")
+    s = height // rows
+    return values.reshape(count, rows, s, cols, s).permute(0, 1, 3, 2, 4).reshape(count, rows * cols, s * s)
+
+
+def from_patches(patches: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(h*w, s*s) -> (h*s, w*s), the inverse of `to_patches` for one map."""
+    rows, cols = grid
+    s = int(round(patches.shape[1] ** 0.5))
+    return patches.reshape(rows, cols, s, s).permute(0, 2, 1, 3).reshape(rows * s, cols * s)
+
+
 def temporal_message(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                      temperature: float | None = None) -> torch.Tensor:
     """Eq. 7: m_i = sum_r sum_j softmax_j(<K_t,i, K_r,j>) (h_r)_j.
 
-    query (C, h, w); keys (R, C, h', w'); values (R, h', w') -> message (h, w). `temperature` None is the
-    paper's plain dot product; a number divides the dot products by it.
+    query (C, h, w); keys (R, C, h', w'); values (R, h'*s, w'*s) -> message (h*s, w*s), each (h_r)_j being
+    the s x s value patch of key location j (s = 1: one value per location, the literal equation).
+    `temperature` None is the paper's plain dot product; a number divides the dot products by it.
     """
-    channels = query.shape[0]
+    channels, rows, cols = query.shape
     if keys.shape[0] == 0:
-        return torch.zeros(query.shape[1:], dtype=query.dtype, device=query.device)
+        return torch.zeros((rows, cols), dtype=query.dtype, device=query.device)
     q = query.reshape(channels, -1)                                      # (C, I)
     k = keys.reshape(keys.shape[0], channels, -1)                        # (R, C, J)
     logits = torch.einsum("ci,rcj->rij", q, k)                           # (R, I, J)
     if temperature is not None:
         logits = logits / temperature
     attention = torch.softmax(logits, dim=2)
-    v = values.reshape(values.shape[0], -1, 1).to(attention.dtype)      # (R, J, 1)
-    return torch.bmm(attention, v).sum(dim=0).reshape(query.shape[1:])
+    v = to_patches(values.to(attention.dtype), tuple(keys.shape[2:]))   # (R, J, s*s)
+    return from_patches(torch.bmm(attention, v).sum(dim=0), (rows, cols))
 
 
 def temporal_update(state: np.ndarray | torch.Tensor, message: np.ndarray | torch.Tensor, num_memory: int):

@@ -181,6 +181,12 @@ class GraphTracker:
         state = temporal_update(mask.astype(np.float32), paste(message, window, mask.shape), len(memory))
         return state, state > s.threshold, (key, window)
 
+    def _value_size(self, key: torch.Tensor) -> tuple[int, int]:
+        """Value maps at about the crop size H1 x W1: a whole s x s patch per key location."""
+        rows, cols = key.shape[1:]
+        stride = max(1, round(min(self.settings.temporal_size[0] / rows, self.settings.temporal_size[1] / cols)))
+        return rows * stride, cols * stride
+
     def _remember_boxes(self, masks: np.ndarray) -> None:
         """Motion history: the boxes of the frame's final (resolved) masks; an empty mask adds nothing."""
         for obj, mask in enumerate(masks):
@@ -190,5 +196,5 @@ class GraphTracker:
     def _remember_mask(self, frame: int, obj: int, mask: np.ndarray, key_window: tuple[torch.Tensor, Window]) -> None:
         """Temporal memory node: the key map of the frame's crop and the mask in that crop as its value map."""
         key, window = key_window
-        value = crop_resize(mask.astype(np.float32), window, tuple(key.shape[1:]), area=True)
+        value = crop_resize(mask.astype(np.float32), window, self._value_size(key), area=True)
         self.memories[obj].add(frame, key, torch.from_numpy(value).to(key.device))

@@ -1,0 +1,66 @@
+"""Run plans of the graph method: chain, keys, and refinement passes."""
+
+import copy
+
+import pytest
+
+from stg.config import load_config, node_stage, plan_run
+
+
+@pytest.fixture()
+def config():
+    return load_config()
+
+
+def with_passes(config, passes):
+    changed = copy.deepcopy(config)
+    changed["stages"]["graph"]["passes"] = passes
+    return changed
+
+
+def test_graph_chain_and_upstream(config):
+    plan = plan_run(with_passes(config, 1), "demo", "val", "temporal")
+    assert plan.nodes == ["flow", "warp", "detect", "segment", "graph"]
+    assert plan.upstream["graph"] == {"segment": "segment", "warp": "warp", "flow": "flow"}
+    assert plan.store("graph", "v") == f"cache/demo/graph/{plan.keys['graph']}/v.zarr"
+
+
+def test_second_pass_nodes_roles_and_paths(config):
+    one = plan_run(with_passes(config, 1), "demo", "val", "temporal")
+    two = plan_run(with_passes(config, 2), "demo", "val", "temporal")
+    assert two.nodes == ["flow", "warp", "detect", "segment", "graph", "warp@2", "detect@2", "segment@2", "graph@2"]
+    assert {n: two.keys[n] for n in one.nodes} == {n: one.keys[n] for n in one.nodes}   # pass 1 is shared
+    assert two.upstream["warp@2"] == {"flow": "flow", "previous_labels": "graph"}
+    assert two.upstream["detect@2"] == {"warp": "warp@2"}
+    assert two.upstream["segment@2"] == {"detect": "detect@2", "warp": "warp@2"}
+    assert two.upstream["graph@2"] == {"segment": "segment@2", "warp": "warp@2", "flow": "flow"}
+    assert two.settings["warp@2"]["source"] == "previous_pass" and two.settings["warp"]["source"] == "first_frame"
+    for stage in ("warp", "detect", "segment", "graph"):
+        assert two.keys[f"{stage}@2"] != two.keys[stage]
+    assert two.store("warp@2", "v") == f"cache/demo/warp/{two.keys['warp@2']}/v.zarr"
+    assert two.benchmark("graph@2", "v") == f"cache/demo/benchmarks/graph/{two.keys['graph@2']}/v.tsv"
+    three = plan_run(with_passes(config, 3), "demo", "val", "temporal")
+    assert three.upstream["warp@3"]["previous_labels"] == "graph@2"
+    assert three.keys["graph@2"] == two.keys["graph@2"]
+    assert node_stage("segment@3") == "segment"
+
+
+def test_graph_settings_change_only_graph_keys(config):
+    base = plan_run(config, "demo", "val", "temporal")
+    changed = copy.deepcopy(config)
+    changed["stages"]["graph"]["lambda1"] = 0.3
+    other = plan_run(changed, "demo", "val", "temporal")
+    assert all(other.keys[s] == base.keys[s] for s in ("flow", "warp", "detect", "segment"))
+    assert other.keys["graph"] != base.keys["graph"]
+    changed["stages"]["graph"]["device"] = "cuda"
+    changed["stages"]["graph"]["mobilenet_v2"]["batch_size"] = 2
+    changed["stages"]["graph"]["resnet"]["node_weights"] = "/elsewhere.pth"   # not the chosen backend
+    assert plan_run(changed, "demo", "val", "temporal").keys == other.keys
+
+
+def test_table4_variants_share_upstream_stores(config):
+    plans = {v: plan_run(config, "demo", "val", v) for v in ("baseline", "motion", "spatial", "temporal")}
+    assert len({p.keys["segment"] for p in plans.values()}) == 1
+    assert len({p.keys["graph"] for p in plans.values()}) == 4
+    assert config["default_variant"] == "temporal"
+    assert plan_run(config, "demo", "val", "propagate").nodes == ["flow", "warp", "propagate"]
