@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from stg.detect.base import FRAMES, DetectBatch, Detections
+from stg.detect.ops import check_number as _check
 from stg.detect.ops import filter_detections
 from stg.devices import resolve_device
 from stg.errors import InputError
@@ -26,15 +27,6 @@ log = logging.getLogger(__name__)
 
 _SETTINGS = "stages.detect.mmdet"
 _WEIGHTS = f"{_SETTINGS}.weights"
-
-
-def _check(value: Any, setting: str, low: float, high: float | None = None, integer: bool = False) -> Any:
-    kind = int if integer else (int, float)
-    ok = not isinstance(value, bool) and isinstance(value, kind) and value >= low and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise InputError(setting, f"must be a{'n integer' if integer else ' number'} {bounds}, got {value!r}")
-    return value
 
 
 def import_mmdet() -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from stg.detect.base import FRAMES, DetectBatch, Detections
+from stg.detect.ops import check_number as _check
 from stg.devices import resolve_device
 from stg.errors import InputError
 from stg.warp.ops import quantise
@@ -21,15 +22,6 @@ from stg.weights import load_state_dict_checked, resolve_weights, weights_identi
 
 _SETTINGS = "stages.detect.torchvision"
 _WEIGHTS = f"{_SETTINGS}.weights"
-
-
-def _check(value: Any, setting: str, low: float, high: float | None = None, integer: bool = False) -> Any:
-    kind = int if integer else (int, float)
-    ok = not isinstance(value, bool) and isinstance(value, kind) and value >= low and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise InputError(setting, f"must be a{'n integer' if integer else ' number'} {bounds}, got {value!r}")
-    return value
 
 
 def build_model(box_score_thresh: float = 0.05, box_nms_thresh: float = 0.6, max_detections: int = 100,
