@@ -77,7 +77,8 @@ def measure(mode: str, root: Path, results: Path, split: str, processes: int, ou
     sys.path.insert(0, str(REPO / "benchmarks"))
     from naive_davis_eval import naive_evaluate
 
-    from stg.metrics.evaluate import _inflate, evaluate
+    from stg.metrics.decode import _inflate
+    from stg.metrics.evaluation import evaluate
 
     sampler = ChildSampler()
     sampler.start()

@@ -1,4 +1,8 @@
-"""`stg <stage>`: every pipeline stage as a command, so it runs by hand on one video as well as from Snakemake."""
+"""`stg <stage>`: every pipeline stage as a command, so it runs by hand on one video as well as from Snakemake.
+
+The stage commands are derived from the stage table (stg.stages); synth, proposals-report, metrics and
+results are not pipeline stages and are written out here.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stg.errors import InputError, StoreError
+from stg.stages import STAGES, Job, Stage, open_video
 
 log = logging.getLogger("stg")
 
@@ -39,16 +44,6 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", required=True, help="sequence name")
 
 
-def _open_video(args: argparse.Namespace):
-    from stg.datasets import detect_layout, open_dataset
-
-    layout = args.layout or detect_layout(args.dataset_root, args.split)
-    dataset = open_dataset(args.dataset_root, layout, args.split)
-    if args.video not in dataset.video_names():
-        raise InputError(dataset.split_file, f"sequence '{args.video}' is not listed in split '{args.split}'")
-    return dataset.video(args.video)
-
-
 def cmd_synth(args: argparse.Namespace) -> None:
     from stg.datasets.synthetic import generate
 
@@ -57,101 +52,14 @@ def cmd_synth(args: argparse.Namespace) -> None:
     log.info("synthetic dataset with %d videos written to %s", len(names), args.root)
 
 
-def cmd_flow(args: argparse.Namespace) -> None:
-    from stg.flow.backends import make_flow_backend
-    from stg.flow.stage import compute_flow_store
-
-    settings = _settings(args.settings)
-    backend_name = settings.get("backend", "dis")
-    runtime = {**settings, "device": args.device}
-    if args.batch_size:
-        runtime[backend_name] = {**settings.get(backend_name, {}), "batch_size": args.batch_size}
-    backend = make_flow_backend(runtime)
-    video = _open_video(args)
-    batch = runtime.get(backend_name, {}).get("batch_size", 4)
-    compute_flow_store(video, backend, args.out, settings, key=args.key, batch_size=batch)
-
-
-def cmd_warp(args: argparse.Namespace) -> None:
-    from stg.datasets import read_first_mask
-    from stg.store import open_store
-    from stg.warp.stage import FirstFrameSource, LabelStoreSource, compute_warp_store
-
-    settings = _settings(args.settings)
-    video = _open_video(args)
-    first_labels, num_objects = read_first_mask(video)
-    flow = open_store(args.flow, "flow")
-    if list(flow.attrs["frame_names"]) != video.frame_names:
-        raise StoreError(f"{args.flow}: frame names differ from the dataset's frames of '{video.name}'")
-    if settings.get("source", "first_frame") == "previous_pass":
-        if args.previous_labels is None:
-            raise InputError("--previous-labels", "warp source 'previous_pass' needs the previous pass's label store")
-        source = LabelStoreSource(open_store(args.previous_labels, "labels")["labels"], str(args.previous_labels))
-    else:
-        source = FirstFrameSource(rebinarize=settings.get("rebinarize", True))
-    compute_warp_store(first_labels, num_objects, flow, source, args.out, settings, key=args.key, video=video.name)
-
-
-def cmd_propagate(args: argparse.Namespace) -> None:
-    from stg.store import open_store
-    from stg.warp.stage import compute_propagate_store
-
-    compute_propagate_store(open_store(args.warp, "warp"), args.out, _settings(args.settings), key=args.key)
-
-
-def cmd_detect(args: argparse.Namespace) -> None:
-    from stg.detect.backends import make_detect_backend
-    from stg.detect.stage import compute_detect_store
-    from stg.store import open_store
-
-    settings = _settings(args.settings)
-    backend_name = settings.get("backend", "motion")
-    runtime = {**settings, "device": args.device}
-    if args.batch_size:
-        runtime[backend_name] = {**settings.get(backend_name, {}), "batch_size": args.batch_size}
-    backend = make_detect_backend(runtime)  # settings, device and checkpoint fail here, before any input is read
-    video = _open_video(args)
-    compute_detect_store(video, open_store(args.warp, "warp"), backend, args.out, settings, key=args.key)
-
-
-def cmd_segment(args: argparse.Namespace) -> None:
-    from stg.segment.backends import make_segment_backend
-    from stg.segment.stage import compute_segment_store
-    from stg.store import open_store
-
-    settings = _settings(args.settings)
-    backend_name = settings.get("backend", "grabcut")
-    runtime = {**settings, "device": args.device}
-    if args.batch_size and backend_name == "deeplab":
-        runtime["deeplab"] = {**settings.get("deeplab", {}), "batch_size": args.batch_size}
-    backend = make_segment_backend(runtime)  # weights and device fail here, before any input is read
-    video = _open_video(args)
-    detect, warp = open_store(args.detect, "detect"), open_store(args.warp, "warp")
-    compute_segment_store(video, detect, warp, backend, args.out, settings, key=args.key,
-                          detect_path=str(args.detect), warp_path=str(args.warp))
-
-
-def cmd_graph(args: argparse.Namespace) -> None:
-    from stg.features.backends import make_features_backend
-    from stg.graph.settings import GraphSettings
-    from stg.graph.stage import compute_graph_store
-    from stg.store import open_store
-
-    settings = _settings(args.settings)
-    graph = GraphSettings.from_dict(settings)  # bad settings fail here, before any model or input is loaded
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)  # OpenMP threads beyond the job's cores spin and collapse throughput
-    needs_features = graph.temporal or (graph.spatial and graph.spatial_iterations > 0)
-    features = make_features_backend(settings, args.device) if needs_features else None
-    video = _open_video(args)
-    compute_graph_store(video, open_store(args.segment, "segment"), open_store(args.warp, "warp"),
-                        open_store(args.flow, "flow"), features, settings, args.out, key=args.key)
+def cmd_stage(args: argparse.Namespace) -> None:
+    """Any pipeline stage: --settings validated and completed against the config schema, then the stage's runner."""
+    stage = STAGES[args.command]
+    stage.run(Job.from_args(stage, args, _settings(args.settings)))
 
 
 def cmd_proposals_report(args: argparse.Namespace) -> None:
-    from stg.proposals_report import stored_reports, video_report, write_report
+    from stg.proposals_report import stored_reports, video_report, write_proposal_summary
 
     if args.dataset_root is None:
         reports, without = stored_reports(args.segment)
@@ -161,12 +69,12 @@ def cmd_proposals_report(args: argparse.Namespace) -> None:
         reports, without = [], []
         for path in args.segment:
             args.video = open_store(path, "segment").attrs["video"]
-            report = video_report(path, _open_video(args))
+            report = video_report(path, open_video(args))
             if report["object_frames"]:
                 reports.append(report)
             else:
                 without.append(args.video)
-    summary = write_report(reports, args.out, without)
+    summary = write_proposal_summary(reports, args.out, without)
     overall = summary["overall"]
     print(json.dumps({"videos": {name: {k: v[k] for k in ("recall", "oracle_j", "mean_proposals_per_frame")}
                                  for name, v in summary["videos"].items()}, "overall": overall}, indent=2))
@@ -186,6 +94,27 @@ def cmd_results(args: argparse.Namespace) -> None:
               benchmarks=args.benchmarks or [], processes=args.processes)
 
 
+def _add_stage_parser(commands: Any, stage: Stage) -> None:
+    """`stg <stage>`, derived from the stage's row: its inputs, options and execution-only knobs."""
+    parser = commands.add_parser(stage.name, help=stage.help)
+    if stage.reads_video:
+        _add_dataset_args(parser)
+    for role in stage.store_roles:
+        parser.add_argument(f"--{role.replace('_', '-')}", required=True, type=Path, help=f"{role} store of the video")
+    for option in stage.options:
+        parser.add_argument(option.flag, **option.kwargs)
+    parser.add_argument("--settings", help=f"stage settings as JSON or @file (config's stages.{stage.name}; "
+                        "omitted ones take the schema's defaults)")
+    if stage.takes_device():
+        parser.add_argument("--device", default=None, help="torch backends: auto | cpu | cuda[:N] (default: the "
+                            "settings' device)")
+        parser.add_argument("--batch-size", type=int, default=0, help="the chosen backend's batch_size for this run "
+                            "(0: the setting)")
+    parser.add_argument("--key", default="", help="stage key recorded in the store")
+    parser.add_argument("--out", required=True, type=Path, help="output Zarr store")
+    parser.set_defaults(func=cmd_stage)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -202,60 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--split", default="val")
     synth.set_defaults(func=cmd_synth)
 
-    for name, func, help_text in (("flow", cmd_flow, "forward/backward optical flow of one video"),
-                                  ("warp", cmd_warp, "per-object priors propagated with the cached flow")):
-        stage = commands.add_parser(name, help=help_text)
-        _add_dataset_args(stage)
-        stage.add_argument("--settings", help="stage settings as JSON or @file (config's stages.<stage>)")
-        stage.add_argument("--key", default="", help="stage key recorded in the store")
-        stage.add_argument("--out", required=True, type=Path, help="output Zarr store")
-        stage.set_defaults(func=func)
-        if name == "flow":
-            stage.add_argument("--device", default="auto", help="torch backends: auto | cpu | cuda[:N]")
-            stage.add_argument("--batch-size", type=int, default=0, help="frame pairs per batch (0: setting)")
-        if name == "warp":
-            stage.add_argument("--flow", required=True, type=Path, help="flow store of the video")
-            stage.add_argument("--previous-labels", type=Path, help="label store of a previous pass")
-
-    propagate = commands.add_parser("propagate", help="label maps by arg-max of the warped priors (baseline)")
-    propagate.add_argument("--warp", required=True, type=Path)
-    propagate.add_argument("--settings")
-    propagate.add_argument("--key", default="")
-    propagate.add_argument("--out", required=True, type=Path)
-    propagate.set_defaults(func=cmd_propagate)
-
-    detect = commands.add_parser("detect", help="class-agnostic box proposals of every frame")
-    _add_dataset_args(detect)
-    detect.add_argument("--warp", required=True, type=Path, help="warp store of the video")
-    detect.add_argument("--settings", help="stage settings as JSON or @file (config's stages.detect)")
-    detect.add_argument("--device", default="auto", help="torch backends: auto | cpu | cuda[:N]")
-    detect.add_argument("--batch-size", type=int, default=0, help="frames per batch (0: setting)")
-    detect.add_argument("--key", default="", help="stage key recorded in the store")
-    detect.add_argument("--out", required=True, type=Path, help="output Zarr store")
-    detect.set_defaults(func=cmd_detect)
-
-    segment = commands.add_parser("segment", help="a soft mask for every detection box, seeded by the warped prior")
-    _add_dataset_args(segment)
-    segment.add_argument("--detect", required=True, type=Path, help="detect store of the video")
-    segment.add_argument("--warp", required=True, type=Path, help="warp store of the video")
-    segment.add_argument("--settings", help="stage settings as JSON or @file (config's stages.segment)")
-    segment.add_argument("--device", default="auto", help="torch backends: auto | cpu | cuda[:N]")
-    segment.add_argument("--batch-size", type=int, default=0, help="deeplab: proposals per batch (0: setting)")
-    segment.add_argument("--key", default="", help="stage key recorded in the store")
-    segment.add_argument("--out", required=True, type=Path, help="output Zarr store")
-    segment.set_defaults(func=cmd_segment)
-
-    graph = commands.add_parser("graph", help="STG-Net's spatial and temporal graphs: label maps from the proposals")
-    _add_dataset_args(graph)
-    graph.add_argument("--segment", required=True, type=Path, help="segment store of the video (proposals)")
-    graph.add_argument("--warp", required=True, type=Path, help="warp store of the video")
-    graph.add_argument("--flow", required=True, type=Path, help="flow store of the video")
-    graph.add_argument("--settings", help="stage settings as JSON or @file (config's stages.graph)")
-    graph.add_argument("--device", default="auto", help="features backend: auto | cpu | cuda[:N]")
-    graph.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    graph.add_argument("--key", default="", help="stage key recorded in the store")
-    graph.add_argument("--out", required=True, type=Path, help="output Zarr store (a labels store)")
-    graph.set_defaults(func=cmd_graph)
+    for stage in STAGES.values():
+        _add_stage_parser(commands, stage)
 
     report = commands.add_parser("proposals-report", help="box recall and oracle J of segment stores")
     report.add_argument("--segment", required=True, nargs="+", type=Path, help="segment stores")

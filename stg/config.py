@@ -18,20 +18,17 @@ import jsonschema
 import yaml
 
 from stg.errors import InputError
+from stg.settings import REPO_ROOT, error_location, first_error, load_schema, stage_settings
+from stg.stages import STAGES
 from stg.store import SCHEMA_VERSION
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
 
 # Settings that change how a stage runs but not what it computes: kept out of the keys.
 EXECUTION_ONLY = {"device", "batch_size"}
-# Which stores each stage reads (its key hashes their keys), and each method's chain of stages;
-# the chain's last stage writes the label maps that become the run's PNGs.
-STAGE_UPSTREAM: dict[str, list[str]] = {"flow": ["dataset"], "warp": ["flow"], "propagate": ["warp"],
-                                        "detect": ["warp"]}
-STAGE_UPSTREAM["segment"] = ["detect", "warp"]
-STAGE_UPSTREAM["graph"] = ["segment", "warp", "flow"]
+# Which stores each stage reads (its key hashes their keys; from the stage table, stg.stages), and each
+# method's chain of stages; the chain's last stage writes the label maps that become the run's PNGs.
+STAGE_UPSTREAM: dict[str, list[str]] = {name: list(stage.upstream) for name, stage in STAGES.items()}
 METHOD_CHAINS: dict[str, list[str]] = {"propagate": ["flow", "warp", "propagate"]}
 METHOD_CHAINS["graph"] = ["flow", "warp", "detect", "segment", "graph"]
 # Settings that shape the run plan, not any one store: kept out of the keys (a 2-pass run's first pass
@@ -44,29 +41,19 @@ PASS_STAGES = ("warp", "detect", "segment", "graph")
 PREVIOUS_LABELS = "previous_labels"  # upstream role of a pass's warp: the previous pass's label store
 
 
-def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
-def _error_location(error: jsonschema.ValidationError) -> str:
-    location = ".".join(str(part) for part in error.absolute_path)
-    return location or "(top level)"
-
-
 def validate_config(config: dict[str, Any], source: str = "config") -> None:
     """Raise InputError naming the offending key for the first schema violation."""
     validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.path)))
-    if errors:
-        error = jsonschema.exceptions.best_match(errors)
-        raise InputError(f"{source}: key '{_error_location(error)}'", error.message)
+    error = first_error(validator, config)
+    if error is not None:
+        raise InputError(f"{source}: key '{error_location(error)}'", error.message)
     if config["default_variant"] not in config["variants"]:
         raise InputError(f"{source}: key 'default_variant'",
                          f"'{config['default_variant']}' is not one of the variants {sorted(config['variants'])}")
     for name in config["variants"]:
         merged = {**config, "stages": effective_stages(config, name)}
         for error in validator.iter_errors(merged):
-            raise InputError(f"{source}: variant '{name}', key '{_error_location(error)}'", error.message)
+            raise InputError(f"{source}: variant '{name}', key '{error_location(error)}'", error.message)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> dict[str, Any]:
@@ -157,34 +144,36 @@ def plan_passes(method: str, settings: dict[str, dict[str, Any]]) -> int:
     """Refinement passes of a run: stages.graph.passes for methods that end in the graph, else 1."""
     if "graph" not in METHOD_CHAINS[method]:
         return 1
-    return int(settings.get("graph", {}).get("passes", 1))
+    return int(settings["graph"]["passes"])
 
 
 def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run: str = "") -> RunPlan:
+    """The run's nodes, their settings (completed with the schema's defaults, so an omitted setting and its
+    default give one key) and their keys."""
     stages = effective_stages(config, variant)
     method = config["variants"][variant]["method"]
     settings: dict[str, dict[str, Any]] = {"dataset": dataset_settings(config, dataset)}
     keys: dict[str, str] = {"dataset": stage_key("dataset", settings["dataset"], [])}
     upstream: dict[str, dict[str, str]] = {}
 
-    def add(node: str, stage_settings: dict[str, Any], roles: dict[str, str]) -> None:
-        settings[node], upstream[node] = stage_settings, roles
+    def add(node: str, node_settings: dict[str, Any], roles: dict[str, str]) -> None:
+        settings[node], upstream[node] = node_settings, roles
         stage = node_stage(node)
-        keys[node] = stage_key(stage, semantic_settings(stage, stage_settings), [keys[n] for n in roles.values()])
+        keys[node] = stage_key(stage, semantic_settings(stage, node_settings), [keys[n] for n in roles.values()])
 
     chain = METHOD_CHAINS[method]
     for stage in chain:
-        add(stage, stages.get(stage, {}), {name: name for name in STAGE_UPSTREAM[stage]})
+        add(stage, stage_settings(stage, stages.get(stage, {})), {name: name for name in STAGE_UPSTREAM[stage]})
     previous = chain[-1]
     for k in range(2, plan_passes(method, settings) + 1):
         for stage in (s for s in chain if s in PASS_STAGES):
             roles = {name: f"{name}@{k}" if name in PASS_STAGES and name in chain else name
                      for name in STAGE_UPSTREAM[stage]}
-            stage_settings = settings[stage]
+            node_settings = settings[stage]
             if stage == "warp":
-                stage_settings = {**stage_settings, "source": "previous_pass"}
+                node_settings = {**node_settings, "source": "previous_pass"}
                 roles[PREVIOUS_LABELS] = previous
-            add(f"{stage}@{k}", stage_settings, roles)
+            add(f"{stage}@{k}", node_settings, roles)
         previous = f"{chain[-1]}@{k}"
     return RunPlan(run or f"{dataset}_{split}__{variant}", dataset, split, variant, method, settings, keys, upstream)
 

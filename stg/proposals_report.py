@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from stg.atomic import write_text_atomic
 from stg.datasets import VOID_LABEL, Video, read_annotation, read_first_mask
-from stg.errors import StoreError
-from stg.store import open_store
+from stg.store import check_store_matches, open_store, read_ragged, store_path
 
 log = logging.getLogger(__name__)
 
@@ -129,21 +129,21 @@ def ground_truth_frames(video: Video) -> dict[int, Path]:
 
 def video_report(segment_store: Any, video: Video) -> dict[str, Any]:
     """The report of one segment store (an open group or a path) against the video's ground truth."""
-    store = open_store(Path(segment_store), "segment") if isinstance(segment_store, str | Path) else segment_store
-    names = list(store.attrs["frame_names"])
-    if names != video.frame_names:
-        raise StoreError(f"segment store of '{store.attrs.get('video')}': frame names differ from the dataset's "
-                         f"frames of '{video.name}'")
+    if isinstance(segment_store, str | Path):
+        store, where = open_store(Path(segment_store), "segment"), str(segment_store)
+    else:
+        store, where = segment_store, store_path(segment_store)
+    check_store_matches(store, where, video)
     _, num_objects = read_first_mask(video)
     shape = tuple(store.attrs["image_size"])
     truth = ground_truth_frames(video)
     offsets = store["offsets"][:]
     accumulator = ReportAccumulator(video.name, num_objects)
-    for index, name in enumerate(names):
-        start, stop = int(offsets[index]), int(offsets[index + 1])
+    for index, name in enumerate(video.frame_names):
         labels = read_annotation(truth[index], video.layout, shape=shape) if index in truth else None
-        boxes = store["boxes"][start:stop]
-        masks = store["masks"][start:stop] if labels is not None else np.zeros((stop - start, 0, 0), np.uint8)
+        boxes = read_ragged(store, "boxes", index, offsets)
+        masks = read_ragged(store, "masks", index, offsets) if labels is not None \
+            else np.zeros((len(boxes), 0, 0), np.uint8)
         accumulator.add_frame(name, boxes, masks, labels)
     return accumulator.result()
 
@@ -184,11 +184,9 @@ def stored_reports(stores: Iterable[str | Path]) -> tuple[list[dict[str, Any]], 
     return reports, without
 
 
-def write_report(reports: list[dict[str, Any]], out: Path, without_ground_truth: list[str] | None = None
-                 ) -> dict[str, Any]:
-    """proposals.json: the aggregate, plus the videos that could not be scored."""
+def write_proposal_summary(reports: list[dict[str, Any]], out: Path, without_ground_truth: list[str] | None = None
+                           ) -> dict[str, Any]:
+    """proposals.json: the aggregate, plus the videos that could not be scored; returns the aggregate."""
     summary = {**aggregate(reports), "without_ground_truth": sorted(without_ground_truth or [])}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
+    write_text_atomic(out, json.dumps(summary, indent=2))
     return summary

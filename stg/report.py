@@ -25,10 +25,11 @@ import numpy as np
 
 from stg.errors import InputError
 from stg.palette import colourise, read_png_labels
+from stg.stages import STAGES
 
 log = logging.getLogger(__name__)
 
-STAGE_ORDER = ("synth", "flow", "warp", "detect", "segment", "graph", "propagate", "results")
+STAGE_ORDER = ("synth", *STAGES, "results")  # the timing table's order: the stage table's, between synth and results
 OVERLAY_WIDTH = 320
 OVERLAY_ALPHA = 0.5
 CHART_DPI = 100
@@ -323,7 +324,7 @@ def render_report(run_dir: Path, dataset_root: Path, split: str) -> str:
             f"<style>{CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
 
 
-def write_report(run_dir: Path, dataset_root: Path, split: str) -> Path:
+def write_html_report(run_dir: Path, dataset_root: Path, split: str) -> Path:
     """Write run_dir/report.html; returns its path."""
     started = time.perf_counter()
     out = Path(run_dir) / "report.html"
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     run = _read_json(args.run / "run.json") or {}
     root = args.dataset_root or Path(run.get("dataset_root", "."))
-    print(write_report(args.run, root, args.split or run.get("split", "val")))
+    print(write_html_report(args.run, root, args.split or run.get("split", "val")))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import platform
 import resource
-import shutil
 import time
-import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from stg import __version__
+from stg.atomic import atomic_directory
 from stg.palette import write_palette_png
 from stg.store import open_store
 
@@ -105,11 +103,8 @@ def write_run(dataset_root: Path, split: str, label_stores: list[Path], out: Pat
     from stg.metrics.evaluate import run_metrics
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     started_wall, started_cpu = time.perf_counter(), time.process_time()
-    try:
-        temporary.mkdir()
+    with atomic_directory(out) as temporary:
         videos = export_pngs([Path(p) for p in label_stores], temporary / "Annotations")
         log.info("exported %d videos; scoring", len(videos))
         metrics = run_metrics(Path(dataset_root), temporary / "Annotations", split, temporary, processes=processes)
@@ -127,18 +122,12 @@ def write_run(dataset_root: Path, split: str, label_stores: list[Path], out: Pat
         (temporary / "run.json").write_text(json.dumps(run, indent=2, default=str))
         segment_nodes = [node for node in plan.get("stores", {}) if node.split("@")[0] == "segment"]
         if segment_nodes:  # proposal recall / oracle J, stored by each segment job; the last pass's proposals
-            from stg.proposals_report import stored_reports, write_report
+            from stg.proposals_report import stored_reports, write_proposal_summary
 
             last = max(segment_nodes, key=lambda node: int(node.partition("@")[2] or 1))
             reports, without = stored_reports(plan["stores"][last])
-            write_report(reports, temporary / "proposals.json", without_ground_truth=without)
-        from stg.report import write_report as write_html_report  # last: it reads the files written above
+            write_proposal_summary(reports, temporary / "proposals.json", without_ground_truth=without)
+        from stg.report import write_html_report  # last: it reads the files written above
 
         write_html_report(temporary, Path(dataset_root), split)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(temporary, out)
-        return run
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
+    return run

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
 from stg import __version__
+from stg.atomic import atomic_directory
 from stg.errors import StoreError
+
+if TYPE_CHECKING:
+    from stg.datasets import Video
 
 SCHEMA_VERSION = 1
 
@@ -66,25 +67,15 @@ def build_store(path: Path, stage: str, attrs: dict[str, Any]) -> Iterator[Store
     A job killed midway leaves no store under `path`, so Snakemake and readers never see a
     half-written artifact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_directory(path) as temporary:
         group = zarr.open_group(str(temporary), mode="w")
-        builder = StoreBuilder(group)
-        yield builder
+        yield StoreBuilder(group)
         group.attrs.update({
             "schema_version": SCHEMA_VERSION,
             "stage": stage,
             "package_version": __version__,
             **attrs,
         })
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def open_store(path: Path, stage: str | None = None) -> zarr.Group:
@@ -103,8 +94,34 @@ def open_store(path: Path, stage: str | None = None) -> zarr.Group:
     return group
 
 
-def read_ragged(group: zarr.Group, name: str, frame: int) -> np.ndarray:
-    """Rows of one frame of a ragged array."""
-    offsets = group["offsets"]
-    start, stop = int(offsets[frame]), int(offsets[frame + 1])
-    return group[name][start:stop]
+def store_path(group: zarr.Group) -> str:
+    """Where an open store lives (its folder for local stores), for error messages."""
+    root = getattr(group.store, "root", None)
+    return str(root) if root is not None else str(group.store)
+
+
+def check_store_matches(group: zarr.Group, path: str | Path, video: Video) -> None:
+    """Refuse a store made for another video, or for other frames of it, so mixed-up caches fail loudly.
+
+    The store's `video` attribute (when it has one) must name the video and its `frame_names` must
+    equal the dataset's frames; the error names the store (`path`) and both videos.
+    """
+    stored_video = group.attrs.get("video")
+    if stored_video and stored_video != video.name:
+        raise StoreError(f"{path}: store is of video '{stored_video}', not '{video.name}'")
+    if list(group.attrs.get("frame_names", [])) != list(video.frame_names):
+        raise StoreError(f"{path}: frame names of the store (video '{stored_video or '?'}') differ from the "
+                         f"dataset's frames of '{video.name}'")
+
+
+def read_ragged(group: zarr.Group, name: str, frame: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Rows of one frame of a ragged array.
+
+    Pass `offsets` (the store's `offsets` read once) when reading many frames, to skip re-reading them.
+    """
+    bounds = (group["offsets"] if offsets is None else offsets)[frame:frame + 2]
+    start, stop = int(bounds[0]), int(bounds[1])
+    array = group[name]
+    if stop <= start:  # no read for an empty frame
+        return np.zeros((0, *array.shape[1:]), array.dtype)
+    return array[start:stop]

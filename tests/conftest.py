@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic DAVIS-2017-layout dataset generated once per session."""
+"""Shared fixtures: a tiny synthetic DAVIS-2017-layout dataset generated once per session. The end-to-end tests'
+Snakemake helpers (reduced demo config, runner, dry-run parser) are in workflow_helpers.py next to this file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DAVIS16 = REPO.parent / "shared" / "data" / "davis2016-train"
+
+# tests/ has no __init__.py: make `import workflow_helpers` work under any pytest import mode.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 
 # The workflow's rules call the `stg` CLI: make the one of this interpreter's environment visible.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

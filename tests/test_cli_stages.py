@@ -109,3 +109,57 @@ def test_raft_without_weights_fails_at_start(tiny_dataset, tmp_path, capsys, mon
     assert code == 2
     assert "stages.flow.raft.weights" in capsys.readouterr().err
     assert not (tmp_path / "f.zarr").exists()
+
+
+def _stage_args(name: str, root, tmp_path) -> list[str]:
+    """A stage's required arguments (from the stage table), pointing at stores that do not exist."""
+    from stg.stages import STAGES
+
+    stage = STAGES[name]
+    args = ["--dataset-root", str(root), "--split", "val", "--video", "no-video"] if stage.reads_video else []
+    for role in stage.store_roles:
+        args += [f"--{role}", str(tmp_path / f"{role}.zarr")]
+    return [name, *args, "--out", str(tmp_path / "out.zarr")]
+
+
+@pytest.mark.parametrize(("stage", "settings", "key", "problem"), [
+    ("flow", {"dis": {"presett": "fast"}}, "stages.flow.dis", "'presett' was unexpected"),
+    ("flow", {"backend": "raft", "raft": {"num_flow_updates": 0}}, "stages.flow.raft.num_flow_updates", "minimum"),
+    ("warp", {"fb_alpha": "high"}, "stages.warp.fb_alpha", "'high' is not of type 'number'"),
+    ("warp", {"source": "last_pass"}, "stages.warp.source", "last_pass"),
+    ("propagate", {"threshold": "half"}, "stages.propagate.threshold", "'half' is not of type 'number'"),
+    ("detect", {"motion": {"min_area": 0}}, "stages.detect.motion.min_area", "minimum"),
+    ("segment", {"q_mode": "per_box"}, "stages.segment.q_mode", "per_box"),
+    ("graph", {"alpha": "high"}, "stages.graph.alpha", "'high' is not of type 'number'"),
+    ("graph", {"memory_values": "all"}, "stages.graph.memory_values", "'all' is not one of"),
+])
+def test_bad_settings_of_every_stage_fail_with_the_key_named(tiny_dataset, tmp_path, capsys, stage, settings, key,
+                                                             problem):
+    code = main([*_stage_args(stage, tiny_dataset, tmp_path), "--settings", json.dumps(settings)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--settings: key '{key}'" in err and problem in err
+    assert "Traceback" not in err and "no-video" not in err  # settings fail before any input is read
+    assert not (tmp_path / "out.zarr").exists()
+
+
+@pytest.mark.parametrize("stage", ["flow", "warp", "propagate", "detect", "segment", "graph"])
+def test_unknown_setting_of_every_stage_is_named(tiny_dataset, tmp_path, capsys, stage):
+    code = main([*_stage_args(stage, tiny_dataset, tmp_path), "--settings", json.dumps({"bogus": 1})])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--settings: key 'stages.{stage}'" in err and "'bogus' was unexpected" in err
+    assert "Traceback" not in err
+
+
+def test_omitted_settings_take_the_schema_defaults(chain, tmp_path):
+    """The chain's warp store (no --settings) equals one made with every default stated, and records what was given."""
+    from stg.settings import defaults
+
+    root, video, out = chain
+    explicit = tmp_path / "warp.zarr"
+    assert main(["warp", "--dataset-root", str(root), "--split", "val", "--video", video, "--flow",
+                 str(out / "flow.zarr"), "--settings", json.dumps(defaults("warp")), "--out", str(explicit)]) == 0
+    made = open_store(out / "warp.zarr", "warp")
+    np.testing.assert_array_equal(open_store(explicit, "warp")["priors"][:], made["priors"][:])
+    assert made.attrs["settings"] == {}

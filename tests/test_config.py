@@ -74,3 +74,34 @@ def test_parse_run_name(config):
         parse_run_name(config, "kitti_val")
     with pytest.raises(InputError, match="split 'test'"):
         parse_run_name(config, "demo_test")
+
+
+def test_omitted_setting_and_its_stated_default_give_one_key(config):
+    base = plan_run(config, "demo", "val", "temporal")
+    omitted = copy.deepcopy(config)
+    del omitted["stages"]["warp"]["fb_alpha"]  # 0.01, the schema's default
+    del omitted["stages"]["graph"]["mobilenet_v2"]
+    assert plan_run(omitted, "demo", "val", "temporal").keys == base.keys
+    assert plan_run(config, "demo", "val", "temporal").keys == base.keys  # deterministic
+
+
+def test_plan_settings_are_the_config_values_completed_from_the_schema(config):
+    plan = plan_run(config, "demo", "val", "temporal")
+
+    def contains(full, given):
+        return all(contains(full[k], v) if isinstance(v, dict) else full[k] == v for k, v in given.items())
+
+    for stage in plan.nodes:
+        assert contains(plan.settings[stage], config["stages"][stage]), stage
+    assert plan.settings["graph"]["memory_values"] == "chosen"  # not in the config: the schema's default
+
+
+def test_stage_settings_errors_read_like_the_config_file_errors(config):
+    from stg.settings import stage_settings
+
+    config["stages"]["warp"]["fb_alpha"] = "high"
+    with pytest.raises(InputError) as from_config:
+        validate_config(config, "config")
+    with pytest.raises(InputError) as from_cli:
+        stage_settings("warp", config["stages"]["warp"], source="config")
+    assert str(from_cli.value) == str(from_config.value)

@@ -300,8 +300,14 @@ def test_real_davis2016_train() -> None:
     assert detect_layout(REAL_DAVIS2016, "train") == "davis2016"
     dataset = open_dataset(REAL_DAVIS2016, "davis2016", "train")
     names = dataset.video_names()
-    assert len(names) == 13
+    # Counts come from the data's own split files (the shared folder has grown before: 13 -> 28 videos).
+    split_file = REAL_DAVIS2016 / "ImageSets" / "480p" / "train.txt"
+    listed = {line.split()[0].split("/")[3] for line in split_file.read_text().splitlines() if line.strip()}
+    assert sorted(names) == sorted(listed)
     assert names[0] == "bear"
+    for fold in ("foldtrain", "foldcheck"):
+        if (REAL_DAVIS2016 / "ImageSets" / "480p" / f"{fold}.txt").is_file():
+            assert set(open_dataset(REAL_DAVIS2016, "davis2016", fold).video_names()) <= listed
     labels, num_objects = read_first_mask(dataset.video("bear"))
     assert num_objects == 1
     assert labels.shape == (480, 854)

@@ -11,6 +11,7 @@ from torchvision.models.optical_flow import raft_large, raft_small
 from torchvision.transforms._presets import OpticalFlow
 
 from stg.errors import InputError
+from stg.flow.backends import make_flow_backend
 from stg.flow.raft import RaftFlow, padded_size
 
 
@@ -110,9 +111,10 @@ def test_missing_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     ],
 )
 def test_bad_settings(kwargs: dict, where: str, small_checkpoint: Path) -> None:
-    settings = {"model": "raft_small", "weights": str(small_checkpoint), "device": "cpu", **kwargs}
+    raft = {"model": "raft_small", "weights": str(small_checkpoint), **kwargs}
+    device = raft.pop("device", "cpu")  # the schema checks the settings when the backend is built
     with pytest.raises(InputError) as info:
-        RaftFlow(**settings)
+        make_flow_backend({"backend": "raft", "device": device, "raft": raft})
     assert info.value.where == where
 
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import REPO, planned_jobs, snakemake
+from workflow_helpers import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
-# The full STG-Net (2 passes), one pass of it, Table 4's baseline, and a graph-only change.
-GRAPH_CONFIG = {
-    "datasets": {"demo": {"layout": "synthetic", "splits": ["val"],
-                          "synthetic": {"seed": 0, "num_videos": 2, "min_frames": 12, "max_frames": 14,
-                                        "height": 240, "width": 428}}},
+# On top of the reduced demo (.test/config/config.yaml): the full STG-Net (2 passes), one pass of it, Table 4's
+# baseline, and a graph-only change.
+GRAPH_OVERRIDE = {
     "stages": {"graph": {"device": "cpu", "mobilenet_v2": {"node_size": 128}}},
     "variants": {
         "stg2": {"method": "graph", "description": "full STG-Net, two passes", "stages": {"graph": {"passes": 2}}},
@@ -31,9 +28,7 @@ GRAPH_CONFIG = {
 @pytest.fixture(scope="module")
 def graph_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("graph-workflow")
-    (workdir / "config").mkdir()
-    shutil.copy(REPO / "config" / "config.yaml", workdir / "config" / "config.yaml")
-    (workdir / "test.yaml").write_text(yaml.safe_dump(GRAPH_CONFIG))
+    make_workdir(workdir, GRAPH_OVERRIDE)
     snakemake(workdir, "results/demo_val__stg2", "results/demo_val__propagate", "results/demo_val__baseline")
     return workdir
 
@@ -83,7 +78,7 @@ def test_graph_change_in_two_pass_run_reruns_the_second_pass(graph_run):
 
 
 def test_segment_change_reruns_segment_and_graph(graph_run):
-    result = snakemake(graph_run, "-n", "--forcerun", "segment", "results/demo_val__stg1")
+    result = snakemake(graph_run, "-n", "results/demo_val__stg1", "--forcerun", "segment")
     assert planned_jobs(result) == {"segment": 2, "graph": 2, "metrics": 1}
 
 
@@ -100,6 +95,6 @@ def test_identical_inputs_give_byte_identical_pngs(graph_run):
     pngs = graph_run / "results" / "demo_val__stg1-l1" / "Annotations"
     snakemake(graph_run, "results/demo_val__stg1-l1")
     first = {p.relative_to(pngs): p.read_bytes() for p in pngs.glob("*/*.png")}
-    snakemake(graph_run, "--forcerun", "graph", "results/demo_val__stg1-l1")
+    snakemake(graph_run, "results/demo_val__stg1-l1", "--forcerun", "graph")
     again = {p.relative_to(pngs): p.read_bytes() for p in pngs.glob("*/*.png")}
     assert len(first) >= 24 and first == again

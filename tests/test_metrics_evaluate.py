@@ -1,4 +1,4 @@
-"""stg.metrics.evaluate end to end: agreement with a plain evaluator, errors, PNG decoding, outputs."""
+"""stg.metrics end to end: agreement with a plain evaluator, errors, PNG decoding, outputs, run_metrics."""
 
 from __future__ import annotations
 
@@ -15,19 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stg.metrics.evaluate as evaluate_module
+import stg.metrics.reading as reading_module
 from stg.errors import InputError
-from stg.metrics.evaluate import (
-    GLOBAL_COLUMNS,
-    evaluate,
-    fast_png_labels,
-    format_global_table,
-    global_csv,
-    read_labels_once,
-    run_metrics,
-    sequence_csv,
-    write_outputs,
-)
+from stg.metrics.decode import fast_png_labels, read_labels_once
+from stg.metrics.evaluate import run_metrics
+from stg.metrics.evaluation import evaluate
+from stg.metrics.tables import GLOBAL_COLUMNS, format_global_table, global_csv, sequence_csv, write_outputs
 from stg.palette import write_palette_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -223,7 +216,7 @@ def test_each_png_is_read_once(monkeypatch: pytest.MonkeyPatch, davis2017: tuple
         seen.append(Path(path))
         return read_labels_once(path)
 
-    monkeypatch.setattr(evaluate_module, "read_labels_once", counting)
+    monkeypatch.setattr(reading_module, "read_labels_once", counting)
     evaluate(root, results, "val", processes=1, progress=False)
     assert len(seen) == len(set(seen)) == 2 * (7 + 5 + 4)
     assert not any(path.stem in ("00000",) for path in seen)

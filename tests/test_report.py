@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from stg.palette import davis_palette
-from stg.report import overlay, pick_frames, render_report, write_report
+from stg.report import overlay, pick_frames, render_report, write_html_report
 
 REPO = Path(__file__).resolve().parents[1]
 IMG_SRC = re.compile(r'<img src="([^"]*)"')
@@ -32,9 +31,7 @@ DATA_URI = re.compile(r"data:(image/(?:png|jpeg));base64,([A-Za-z0-9+/=]+)")
 TIMING = {"flow": {"jobs": 2, "wall_s": 3.5, "cpu_s": 2.0, "peak_rss_mb": 140.0},
           "warp": {"jobs": 2, "wall_s": 1.5, "cpu_s": 1.0, "peak_rss_mb": 110.0},
           "results": {"jobs": 1, "wall_s": 0.8, "cpu_s": 0.7, "peak_rss_mb": 95.0}}
-DEMO_CONFIG = {"datasets": {"demo": {"layout": "synthetic", "splits": ["val"],
-                                     "synthetic": {"seed": 0, "num_videos": 2, "min_frames": 12, "max_frames": 14,
-                                                   "height": 240, "width": 428}}}}
+DEMO_CONFIG = REPO / ".test" / "config" / "config.yaml"  # the tests' reduced demo
 PROPOSALS = {"videos": {"synth00-occlusion": {"video": "synth00-occlusion", "frames": 9, "object_frames": 16,
                                               "mean_proposals_per_frame": 7.25, "recall": 0.8125,
                                               "oracle_j": 0.734}},
@@ -230,7 +227,7 @@ def test_hand_made_report_in_chromium(run_folder, tmp_path):
     copy = tmp_path / "demo_val"
     shutil.copytree(run, copy)
     (copy / "proposals.json").write_text(json.dumps(PROPOSALS))
-    check_in_browser(write_report(copy, root, "val"), artifacts(tmp_path) / "report-hand-made.png", tmp_path)
+    check_in_browser(write_html_report(copy, root, "val"), artifacts(tmp_path) / "report-hand-made.png", tmp_path)
 
 
 @pytest.mark.slow
@@ -238,7 +235,7 @@ def test_pipeline_report_in_chromium(tmp_path):
     """The report the workflow's metrics rule writes into results/<run>/, opened in Chromium."""
     (tmp_path / "config").mkdir()
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(DEMO_CONFIG))
+    shutil.copy(DEMO_CONFIG, tmp_path / "test.yaml")
     result = subprocess.run([sys.executable, "-m", "snakemake", "results/demo_val", "-s", str(REPO / "Snakefile"),
                              "-d", str(tmp_path), "--cores", "2", "--configfile", str(tmp_path / "test.yaml")],
                             capture_output=True, text=True, cwd=tmp_path)

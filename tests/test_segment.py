@@ -273,10 +273,12 @@ def test_deeplab_checkpoint_problems_fail_at_start(inputs, tmp_path, capsys, pro
 def test_deeplab_setting_errors(mobilenet_checkpoint):
     from stg.segment.deeplab import DeepLabSegmenter
 
-    with pytest.raises(InputError, match="encoder"):
-        DeepLabSegmenter(encoder="vgg16", weights=str(mobilenet_checkpoint))
+    with pytest.raises(InputError, match="encoder"):  # each setting's own range: the schema, when built
+        make_segment_backend({"backend": "deeplab", "deeplab": {"encoder": "vgg16",
+                                                                "weights": str(mobilenet_checkpoint)}})
     with pytest.raises(InputError, match="input_size"):
-        DeepLabSegmenter(encoder="mobilenet_v2", weights=str(mobilenet_checkpoint), input_size=100)
+        make_segment_backend({"backend": "deeplab", "deeplab": {"encoder": "mobilenet_v2", "input_size": 100,
+                                                                "weights": str(mobilenet_checkpoint)}})
     with pytest.raises(InputError, match="does not fit encoder 'resnet101'"):
         DeepLabSegmenter(encoder="resnet101", encoder_init="imagenet-deepsort", require_weights=False)
     with pytest.raises(InputError, match="training starts only"):

@@ -21,18 +21,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import make_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 RUN_TIMEOUT_S = 900  # a job the cluster can never start would otherwise hang the suite
 
 pytestmark = pytest.mark.slow
-
-TEST_CONFIG = {
-    "datasets": {"demo": {"layout": "synthetic", "splits": ["val"],
-                          "synthetic": {"seed": 0, "num_videos": 2, "min_frames": 12, "max_frames": 14,
-                                        "height": 240, "width": 428}}},
-}
 
 
 def _unavailable(reason: str) -> None:
@@ -76,17 +71,6 @@ def snakemake(workdir: Path, target: str, *args: str, configs: list[Path]) -> tu
         raise AssertionError(f"snakemake {target} took over {RUN_TIMEOUT_S} s; squeue:\n{queue}\n"
                              f"{error.stdout}\n{error.stderr}") from None
     return result, time.perf_counter() - started
-
-
-def make_workdir(path: Path, extra: dict | None = None) -> list[Path]:
-    (path / "config").mkdir(parents=True)
-    shutil.copy(REPO / "config" / "config.yaml", path / "config" / "config.yaml")
-    configs = [path / "test.yaml"]
-    configs[0].write_text(yaml.safe_dump(TEST_CONFIG))
-    if extra:
-        configs.append(path / "extra.yaml")
-        configs[1].write_text(yaml.safe_dump(extra))
-    return configs
 
 
 def slurm_args(cpus: int, memory: int) -> list[str]:

@@ -1,10 +1,13 @@
 """Zarr stores: atomic writes, attributes, versions, ragged arrays."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from stg.datasets import Video
 from stg.errors import StoreError
-from stg.store import SCHEMA_VERSION, build_store, open_store, read_ragged
+from stg.store import SCHEMA_VERSION, build_store, check_store_matches, open_store, read_ragged, store_path
 
 
 def test_round_trip_attributes_and_chunks(tmp_path):
@@ -66,3 +69,45 @@ def test_ragged_round_trip(tmp_path):
     for frame, (boxes, score) in enumerate(zip(frames, scores, strict=True)):
         np.testing.assert_array_equal(read_ragged(group, "boxes", frame), boxes)
         np.testing.assert_array_equal(read_ragged(group, "scores", frame), score)
+
+
+def test_read_ragged_with_preloaded_offsets_and_empty_frames(tmp_path):
+    frames = [np.ones((2, 3, 3), np.uint8), np.zeros((0, 3, 3), np.uint8), np.full((1, 3, 3), 7, np.uint8)]
+    path = tmp_path / "segment.zarr"
+    with build_store(path, "segment", {}) as store:
+        store.ragged("masks", frames, np.uint8, chunk_rows=1)
+    group = open_store(path)
+    offsets = group["offsets"][:]
+    for frame, rows in enumerate(frames):
+        for read in (read_ragged(group, "masks", frame), read_ragged(group, "masks", frame, offsets)):
+            assert read.shape == rows.shape and read.dtype == np.uint8
+            np.testing.assert_array_equal(read, rows)
+
+
+def video_of(name, frame_names):
+    return Video(name, "davis2017", tuple(Path("/data") / f"{frame}.jpg" for frame in frame_names))
+
+
+def test_store_matches_video_check_names_store_and_video(tmp_path):
+    path = tmp_path / "warp.zarr"
+    with build_store(path, "warp", {"video": "cows", "frame_names": ["00000", "00001"]}) as store:
+        store.array("x", (1,), np.uint8)
+    group = open_store(path)
+    check_store_matches(group, path, video_of("cows", ["00000", "00001"]))
+    with pytest.raises(StoreError) as error:
+        check_store_matches(group, path, video_of("bear", ["00000", "00001"]))
+    assert str(path) in str(error.value) and "is of video 'cows', not 'bear'" in str(error.value)
+    with pytest.raises(StoreError) as error:
+        check_store_matches(group, path, video_of("cows", ["00000", "00001", "00002"]))
+    assert str(path) in str(error.value) and "frame names" in str(error.value) and "'cows'" in str(error.value)
+    assert store_path(group) == str(path)
+
+
+def test_store_without_video_attribute_is_checked_by_frames(tmp_path):
+    path = tmp_path / "flow.zarr"
+    with build_store(path, "flow", {"frame_names": ["00000"]}) as store:
+        store.array("x", (1,), np.uint8)
+    group = open_store(path)
+    check_store_matches(group, "flow store", video_of("any", ["00000"]))
+    with pytest.raises(StoreError, match="flow store: frame names .* differ from the dataset's frames of 'any'"):
+        check_store_matches(group, "flow store", video_of("any", ["00001"]))

@@ -3,54 +3,25 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
+from workflow_helpers import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
-TEST_CONFIG = {
-    "datasets": {"demo": {"layout": "synthetic", "splits": ["val"],
-                          "synthetic": {"seed": 0, "num_videos": 2, "min_frames": 12, "max_frames": 14,
-                                        "height": 240, "width": 428}}},
+# On top of the reduced demo (.test/config/config.yaml):
+OVERRIDE = {
     "variants": {"propagate-lowthr": {"method": "propagate", "description": "a variant differing downstream only",
                                       "stages": {"propagate": {"threshold": 0.4}}}},
     "default_variant": "propagate",  # the shipped default (the full STG-Net) is exercised in test_graph_workflow.py
 }
 
 
-def snakemake(workdir: Path, *args: str, extra_config: Path | None = None, check: bool = True
-              ) -> subprocess.CompletedProcess:
-    configs = [str(workdir / "test.yaml")] + ([str(extra_config)] if extra_config else [])
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--cores", "2", *args, "--configfile", *configs]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Rule -> number of jobs in a dry run."""
-    counts: dict[str, int] = {}
-    for rule in re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.M):
-        counts[rule] = counts.get(rule, 0) + 1
-    return counts
-
-
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
-    (workdir / "config").mkdir()
-    shutil.copy(REPO / "config" / "config.yaml", workdir / "config" / "config.yaml")
-    (workdir / "test.yaml").write_text(yaml.safe_dump(TEST_CONFIG))
+    make_workdir(workdir, OVERRIDE)
     result = snakemake(workdir, "results/demo_val")
     return workdir, result
 
@@ -104,7 +75,8 @@ def test_changed_warp_setting_reruns_warp_and_downstream_only(demo_run):
 
 def test_forcerun_warp(demo_run):
     workdir, _ = demo_run
-    result = snakemake(workdir, "-n", "--forcerun", "warp", "results/demo_val")
+    # the target first: --forcerun takes every word after it, and without a target Snakemake runs rule all
+    result = snakemake(workdir, "-n", "results/demo_val", "--forcerun", "warp")
     assert planned_jobs(result) == {"warp": 2, "propagate": 2, "metrics": 1}
 
 

@@ -12,11 +12,7 @@ from __future__ import annotations
 import colorsys
 import json
 import math
-import os
 import re
-import secrets
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stg.atomic import atomic_directory
 from stg.errors import InputError
 from stg.palette import write_palette_png
 
@@ -591,21 +588,6 @@ def _check_replaceable(root: Path) -> None:
                          "replace it")
 
 
-def _swap_into_place(staging: Path, root: Path) -> None:
-    """Rename the finished folder onto root; an existing root is moved aside first and deleted last."""
-    if not root.exists():
-        os.replace(staging, root)
-        return
-    retired = root.with_name(f".{root.name}.old-{secrets.token_hex(4)}")
-    os.replace(root, retired)
-    try:
-        os.replace(staging, root)
-    except BaseException:
-        os.replace(retired, root)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def generate(root: str | Path, *, seed: int = 0, num_videos: int = 4, frames: Sequence[int] = (30, 60),
              height: int = 480, width: int = 854, split: str = "val") -> list[str]:
     """Write the dataset to root atomically (temporary sibling, then rename); returns the sequence names."""
@@ -613,18 +595,11 @@ def generate(root: str | Path, *, seed: int = 0, num_videos: int = 4, frames: Se
     _check_settings(seed, num_videos, frames, height, width, split)
     root = Path(root)
     _check_replaceable(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
     settings = {"generator": "stg.datasets.synthetic", "version": GENERATOR_VERSION, "seed": seed,
                 "num_videos": num_videos, "frames": list(frames), "height": height, "width": width, "split": split,
                 "jpeg_quality": JPEG_QUALITY}
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        staging.chmod(0o755)
+    with atomic_directory(root) as staging:
         records = [_write_video(staging, build_scene(index, seed=seed, frames=frames, height=height, width=width))
                    for index in range(num_videos)]
         _write_index(staging, split, settings, records)
-        _swap_into_place(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return video_names(num_videos)

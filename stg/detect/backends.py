@@ -1,40 +1,21 @@
-"""Detection backend registry: settings dict -> backend object, checked at job start."""
+"""Detection backend registry: name -> backend class (see stg.registry)."""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stg.detect.base import DetectBackend
-from stg.errors import InputError
+from stg.registry import Backend, build_backend
 
-BACKENDS = ("motion", "torchvision", "mmdet")
+if TYPE_CHECKING:
+    from stg.detect.base import DetectBackend
 
-
-def _build(cls: type, options: dict[str, Any], setting: str) -> Any:
-    """Construct a backend, naming any setting it does not take (the schema catches these in the workflow)."""
-    accepted = set(inspect.signature(cls).parameters)
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise InputError(setting, f"unknown setting(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})")
-    return cls(**options)
+BACKENDS = {
+    "motion": Backend("stg.detect.motion:MotionDetect"),
+    "torchvision": Backend("stg.detect.rcnn:TorchvisionDetect", device=True),
+    "mmdet": Backend("stg.detect.mmdet_backend:MmdetDetect", device=True),
+}
 
 
-def make_detect_backend(settings: dict[str, Any]) -> DetectBackend:
-    """Build the configured backend; settings, devices and checkpoints are checked here."""
-    backend = settings.get("backend", "motion")
-    options = dict(settings.get(backend, {}) or {})
-    device = settings.get("device", "auto")
-    if backend == "motion":
-        from stg.detect.motion import MotionDetect
-
-        return _build(MotionDetect, options, "stages.detect.motion")
-    if backend == "torchvision":
-        from stg.detect.rcnn import TorchvisionDetect
-
-        return _build(TorchvisionDetect, {**options, "device": device}, "stages.detect.torchvision")
-    if backend == "mmdet":
-        from stg.detect.mmdet_backend import MmdetDetect
-
-        return _build(MmdetDetect, {**options, "device": device}, "stages.detect.mmdet")
-    raise InputError("stages.detect.backend", f"unknown detect backend '{backend}' (expected {', '.join(BACKENDS)})")
+def make_detect_backend(settings: dict[str, Any], device: str | None = None) -> DetectBackend:
+    """Build the configured backend; settings, devices and checkpoints are checked here, at job start."""
+    return build_backend("detect", "detect", BACKENDS, settings, device)

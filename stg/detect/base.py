@@ -7,9 +7,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# What a backend reads: the video's RGB frames, or the warp stage's per-object priors Q.
+# What a backend reads: the video's RGB frames, the warp stage's per-object priors Q, or both (a union).
 FRAMES = "frames"
 PRIORS = "priors"
+FRAMES_AND_PRIORS = "frames+priors"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class DetectBackend(Protocol):
     """
 
     name: str
-    reads: str  # FRAMES or PRIORS
+    reads: str  # FRAMES, PRIORS or FRAMES_AND_PRIORS
     batch_size: int
     makes_masks: bool
 

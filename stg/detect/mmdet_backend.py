@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from stg.detect.base import FRAMES, DetectBatch, Detections
-from stg.detect.ops import check_number as _check
 from stg.detect.ops import filter_detections
 from stg.devices import resolve_device
 from stg.errors import InputError
@@ -50,9 +49,7 @@ class MmdetDetect:
 
     def __init__(self, config: str | None = None, weights: str | None = None, score_thresh: float = 0.05,
                  nms_thresh: float = 0.6, batch_size: int = 2, device: str = "auto") -> None:
-        self.score_thresh = float(_check(score_thresh, f"{_SETTINGS}.score_thresh", 0.0, 1.0))
-        self.nms_thresh = float(_check(nms_thresh, f"{_SETTINGS}.nms_thresh", 0.0, 1.0))
-        self.batch_size = _check(batch_size, f"{_SETTINGS}.batch_size", 1, integer=True)
+        self.score_thresh, self.nms_thresh, self.batch_size = float(score_thresh), float(nms_thresh), batch_size
         if config is None or str(config) == "":
             raise InputError(f"{_SETTINGS}.config", "no mmdet model config configured; set it to a config .py file")
         self.config_path = Path(config).expanduser()

@@ -17,9 +17,7 @@ import numpy as np
 
 from stg.detect.base import PRIORS, DetectBatch, Detections
 from stg.detect.ops import sort_by_score
-from stg.errors import InputError
 
-_SETTINGS = "stages.detect.motion"
 FOREGROUND = 0.5  # a pixel belongs to the object's component where Q >= 0.5
 
 
@@ -101,15 +99,8 @@ def motion_proposals(priors: np.ndarray, rng: np.random.Generator, min_area: int
     return Detections(boxes[order], scores[order])
 
 
-def _number(value: Any, setting: str, minimum: float, integer: bool = False) -> Any:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
-        raise InputError(setting, f"must be a{'n integer' if integer else ' number'} >= {minimum}, got {value!r}")
-    return value
-
-
 class MotionDetect:
-    """Proposals from the warp store's priors; deterministic for a given seed."""
+    """Proposals from the warp store's priors; deterministic for a given seed. Settings are checked by the schema."""
 
     name = "motion"
     reads = PRIORS
@@ -117,12 +108,8 @@ class MotionDetect:
 
     def __init__(self, min_area: int = 16, jitter_copies: int = 4, jitter_scale: float = 0.1,
                  jitter_shift: float = 0.1, seed: int = 0, batch_size: int = 8) -> None:
-        self.min_area = _number(min_area, f"{_SETTINGS}.min_area", 1, integer=True)
-        self.jitter_copies = _number(jitter_copies, f"{_SETTINGS}.jitter_copies", 0, integer=True)
-        self.jitter_scale = float(_number(jitter_scale, f"{_SETTINGS}.jitter_scale", 0))
-        self.jitter_shift = float(_number(jitter_shift, f"{_SETTINGS}.jitter_shift", 0))
-        self.seed = _number(seed, f"{_SETTINGS}.seed", 0, integer=True)
-        self.batch_size = _number(batch_size, f"{_SETTINGS}.batch_size", 1, integer=True)
+        self.min_area, self.jitter_copies, self.seed, self.batch_size = min_area, jitter_copies, seed, batch_size
+        self.jitter_scale, self.jitter_shift = float(jitter_scale), float(jitter_shift)
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "min_area": self.min_area, "jitter_copies": self.jitter_copies,

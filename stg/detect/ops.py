@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-from stg.errors import InputError
-
-
-def check_number(value: Any, setting: str, low: float, high: float | None = None, integer: bool = False) -> Any:
-    """A numeric backend setting within bounds, or an InputError naming the setting (checked at job start)."""
-    kind = int if integer else (int, float)
-    ok = not isinstance(value, bool) and isinstance(value, kind) and value >= low and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise InputError(setting, f"must be a{'n integer' if integer else ' number'} {bounds}, got {value!r}")
-    return value
 
 
 def sort_by_score(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from stg.detect.base import FRAMES, DetectBatch, Detections
-from stg.detect.ops import check_number as _check
 from stg.devices import resolve_device
 from stg.errors import InputError
 from stg.warp.ops import quantise
@@ -36,7 +35,11 @@ def build_model(box_score_thresh: float = 0.05, box_nms_thresh: float = 0.6, max
 
 
 class TorchvisionDetect:
-    """Frames -> boxes, scores and (optionally) soft instance masks, batched over frames."""
+    """Frames -> boxes, scores and (optionally) soft instance masks, batched over frames.
+
+    Each setting's type and range is checked by the config schema; only max_size >= min_size, which
+    relates two settings, is checked here.
+    """
 
     name = "torchvision"
     reads = FRAMES
@@ -46,16 +49,11 @@ class TorchvisionDetect:
                  rpn_post_nms_top_n: int = 1000, batch_size: int = 2, device: str = "auto") -> None:
         import torch
 
-        self.box_score_thresh = float(_check(box_score_thresh, f"{_SETTINGS}.box_score_thresh", 0.0, 1.0))
-        self.box_nms_thresh = float(_check(box_nms_thresh, f"{_SETTINGS}.box_nms_thresh", 0.0, 1.0))
-        self.max_detections = _check(max_detections, f"{_SETTINGS}.max_detections", 1, integer=True)
-        self.min_size = _check(min_size, f"{_SETTINGS}.min_size", 32, integer=True)
-        self.max_size = _check(max_size, f"{_SETTINGS}.max_size", self.min_size, integer=True)
-        self.rpn_post_nms_top_n = _check(rpn_post_nms_top_n, f"{_SETTINGS}.rpn_post_nms_top_n", 1, integer=True)
-        self.batch_size = _check(batch_size, f"{_SETTINGS}.batch_size", 1, integer=True)
-        if not isinstance(store_masks, bool):
-            raise InputError(f"{_SETTINGS}.store_masks", f"must be true or false, got {store_masks!r}")
-        self.makes_masks = store_masks
+        if max_size < min_size:
+            raise InputError(f"{_SETTINGS}.max_size", f"must be >= min_size ({min_size}), got {max_size}")
+        self.box_score_thresh, self.box_nms_thresh = float(box_score_thresh), float(box_nms_thresh)
+        self.max_detections, self.min_size, self.max_size = max_detections, min_size, max_size
+        self.rpn_post_nms_top_n, self.batch_size, self.makes_masks = rpn_post_nms_top_n, batch_size, store_masks
         self.device = resolve_device(device, "stages.detect.device")
         self.weights_path: Path = resolve_weights(weights, None, _WEIGHTS)
         net = build_model(self.box_score_thresh, self.box_nms_thresh, self.max_detections, self.min_size,

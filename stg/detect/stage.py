@@ -11,9 +11,9 @@ import zarr
 from tqdm import tqdm
 
 from stg.datasets import Video, read_frame
-from stg.detect.base import FRAMES, PRIORS, DetectBackend, DetectBatch
-from stg.errors import InputError, StoreError
-from stg.store import build_store
+from stg.detect.base import FRAMES, FRAMES_AND_PRIORS, PRIORS, DetectBackend, DetectBatch
+from stg.errors import InputError
+from stg.store import build_store, check_store_matches, store_path
 from stg.warp.ops import dequantise
 
 log = logging.getLogger(__name__)
@@ -39,19 +39,15 @@ def compute_detect_store(video: Video, warp: zarr.Group, backend: DetectBackend,
 
     Masks are appended batch by batch, so a long video's masks never sit in memory all at once.
     """
+    check_store_matches(warp, store_path(warp), video)
     frame_names = list(warp.attrs["frame_names"])
-    warp_video = warp.attrs.get("video")
-    if warp_video and warp_video != video.name:
-        raise StoreError(f"the warp store is of video '{warp_video}', not '{video.name}'")
-    if frame_names != video.frame_names:
-        raise StoreError(f"warp store of '{warp_video}': frame names differ from the dataset's frames "
-                         f"of '{video.name}'")
     height, width = (int(v) for v in warp.attrs["image_size"])
     num_frames = len(frame_names)
     attrs = {"settings": settings, "key": key, "frame_names": frame_names, "image_size": [height, width],
              "video": video.name, "backend": backend.identity(), "warp_key": warp.attrs.get("key"),
              "num_objects": warp.attrs.get("num_objects"), "box_format": BOX_FORMAT, "has_masks": backend.makes_masks}
     log.info("detect %s: %d frames %dx%d with %s", video.name, num_frames, width, height, backend.name)
+    reads_frames, reads_priors = (FRAMES, FRAMES_AND_PRIORS), (PRIORS, FRAMES_AND_PRIORS)
     boxes, scores = [], []
     with build_store(out, "detect", attrs) as store:
         masks = store.array("masks", (0, height, width), np.uint8, chunks=(1, height, width)) \
@@ -61,8 +57,9 @@ def compute_detect_store(video: Video, warp: zarr.Group, backend: DetectBackend,
                 frames = list(range(start, min(start + backend.batch_size, num_frames)))
                 batch = DetectBatch(
                     video.name, frames,
-                    images=_read_images(video, frames, (height, width)) if backend.reads == FRAMES else None,
-                    priors=dequantise(warp["priors"][frames[0]:frames[-1] + 1]) if backend.reads == PRIORS else None,
+                    images=_read_images(video, frames, (height, width)) if backend.reads in reads_frames else None,
+                    priors=dequantise(warp["priors"][frames[0]:frames[-1] + 1]) if backend.reads in reads_priors
+                    else None,
                 )
                 for detections in backend.detect(batch):
                     boxes.append(detections.boxes)

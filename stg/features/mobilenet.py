@@ -21,6 +21,7 @@ from stg.weights import load_state_dict_checked, weights_identity
 
 _SETTINGS = "stages.graph.mobilenet_v2"
 # Blocks of torchvision's mobilenet_v2().features: how many to run for the key maps -> (channels, stride).
+# The schema's stages.graph.mobilenet_v2.key_layer enum lists these keys.
 KEY_LAYERS = {4: (24, 4), 7: (32, 8), 11: (64, 16), 14: (96, 16), 17: (160, 32), 19: (1280, 32)}
 
 
@@ -31,13 +32,8 @@ class MobileNetV2Features:
 
     def __init__(self, node_size: int = 224, key_layer: int = 14, weights: str | None = None,
                  device: str = "auto", batch_size: int = 16) -> None:
-        if key_layer not in KEY_LAYERS:
-            raise InputError(f"{_SETTINGS}.key_layer", f"must be one of {sorted(KEY_LAYERS)} (blocks of "
-                             f"torchvision's mobilenet_v2().features), got {key_layer!r}")
-        if node_size < 32:
-            raise InputError(f"{_SETTINGS}.node_size", f"must be >= 32, got {node_size}")
         self.device = resolve_device(device, "stages.graph.device")
-        self.node_size, self.key_layer, self.batch_size = node_size, key_layer, max(1, batch_size)
+        self.node_size, self.key_layer, self.batch_size = node_size, key_layer, batch_size
         features = torchvision.models.mobilenet_v2(weights=None).features
         if weights:
             from pathlib import Path

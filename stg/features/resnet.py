@@ -14,20 +14,17 @@ import torch
 import torchvision
 
 from stg.devices import resolve_device
-from stg.errors import InputError
 from stg.features.base import imagenet_batch
 from stg.weights import load_state_dict_checked, resolve_weights, weights_identity
 
 _SETTINGS = "stages.graph.resnet"
 DEPTHS = {18: "resnet18-f37072fd.pth", 34: "resnet34-b627a593.pth", 50: "resnet50-0676ba61.pth",
           101: "resnet101-63fe2227.pth", 152: "resnet152-394f9c45.pth"}
-# layer3 = conv4_x ("stage 4" counting the stem as stage 1; stride 16), layer4 = conv5_x (stride 32)
-KEY_LAYERS = ("layer3", "layer4")
+# Key layers (the schema's key_layer enum): layer3 = conv4_x ("stage 4" counting the stem as stage 1;
+# stride 16), layer4 = conv5_x (stride 32). The schema's node_depth / key_depth enums are DEPTHS' keys.
 
 
 def _build(depth: int, weights: str | None, setting: str) -> tuple[torchvision.models.ResNet, dict[str, Any]]:
-    if depth not in DEPTHS:
-        raise InputError(setting.replace("weights", "depth"), f"must be one of {sorted(DEPTHS)}, got {depth!r}")
     path = resolve_weights(weights, DEPTHS[depth], setting)
     model = getattr(torchvision.models, f"resnet{depth}")(weights=None)
     load_state_dict_checked(model, path, setting)
@@ -42,10 +39,8 @@ class ResNetFeatures:
     def __init__(self, node_weights: str | None = None, key_weights: str | None = None, node_depth: int = 101,
                  key_depth: int = 50, key_layer: str = "layer3", node_size: int = 224, device: str = "auto",
                  batch_size: int = 16) -> None:
-        if key_layer not in KEY_LAYERS:
-            raise InputError(f"{_SETTINGS}.key_layer", f"must be one of {', '.join(KEY_LAYERS)}, got {key_layer!r}")
         self.device = resolve_device(device, "stages.graph.device")
-        self.node_size, self.key_layer, self.batch_size = node_size, key_layer, max(1, batch_size)
+        self.node_size, self.key_layer, self.batch_size = node_size, key_layer, batch_size
         node, self._node_weights = _build(node_depth, node_weights, f"{_SETTINGS}.node_weights")
         key, self._key_weights = _build(key_depth, key_weights, f"{_SETTINGS}.key_weights")
         self.node_depth, self.key_depth = node_depth, key_depth

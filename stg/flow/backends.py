@@ -1,22 +1,20 @@
-"""Flow backend registry: settings dict -> backend object."""
+"""Flow backend registry: name -> backend class (see stg.registry)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stg.errors import InputError
-from stg.flow.base import FlowBackend
+from stg.registry import Backend, build_backend
+
+if TYPE_CHECKING:
+    from stg.flow.base import FlowBackend
+
+BACKENDS = {
+    "dis": Backend("stg.flow.dis:DisFlow"),
+    "raft": Backend("stg.flow.raft:RaftFlow", device=True),
+}
 
 
-def make_flow_backend(settings: dict[str, Any]) -> FlowBackend:
-    """Build the configured backend; weights and devices are checked here, at job start."""
-    backend = settings.get("backend", "dis")
-    if backend == "dis":
-        from stg.flow.dis import DisFlow
-
-        return DisFlow(**settings.get("dis", {}))
-    if backend == "raft":
-        from stg.flow.raft import RaftFlow
-
-        return RaftFlow(device=settings.get("device", "auto"), **settings.get("raft", {}))
-    raise InputError("stages.flow.backend", f"unknown flow backend '{backend}' (expected dis or raft)")
+def make_flow_backend(settings: dict[str, Any], device: str | None = None) -> FlowBackend:
+    """Build the configured backend; settings, weights and devices are checked here, at job start."""
+    return build_backend("flow", "flow", BACKENDS, settings, device)

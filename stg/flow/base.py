@@ -15,6 +15,7 @@ class FlowBackend(Protocol):
     """
 
     name: str
+    batch_size: int  # frame pairs per call (the flow stage's batches)
 
     def identity(self) -> dict[str, Any]:
         """Settings and weights identity, recorded in the store's attributes."""

@@ -15,14 +15,12 @@ PRESETS = {
 
 
 class DisFlow:
-    """DIS on greyscale frames; one OpenCV object reused across pairs."""
+    """DIS on greyscale frames; one OpenCV object reused across pairs. Settings are checked by the schema."""
 
     name = "dis"
 
-    def __init__(self, preset: str = "medium") -> None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown DIS preset '{preset}' (expected one of {', '.join(PRESETS)})")
-        self.preset = preset
+    def __init__(self, preset: str = "medium", batch_size: int = 4) -> None:
+        self.preset, self.batch_size = preset, batch_size
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
 
     def identity(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """RAFT optical flow (torchvision's implementation) behind the FlowBackend interface.
 
 Weights come from a configured checkpoint or torchvision's cache; nothing is downloaded.
-Everything that can fail (settings, device, checkpoint) fails in the constructor, so a bad
-configuration stops the job before it writes any output.
+Settings are checked against the config schema when the backend is built (stg.flow.backends);
+the device and checkpoint fail in the constructor, so a bad configuration stops the job before it
+writes any output.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from typing import Any
 import numpy as np
 
 from stg.devices import resolve_device
-from stg.errors import InputError
 from stg.weights import load_state_dict_checked, resolve_weights, weights_identity
 
-MODELS = ("raft_large", "raft_small")
 # RAFT works at 1/8 resolution and its 4-level correlation pyramid needs feature maps of at
 # least 16 x 16, hence inputs padded to a multiple of 8 and to at least 128 px per side.
 _STRIDE = 8
@@ -24,12 +23,6 @@ _MIN_SIDE = 128
 # Config keys named in error messages (see workflow/schemas/config.schema.yaml).
 _SETTINGS = "stages.flow.raft"
 _WEIGHTS = f"{_SETTINGS}.weights"
-
-
-def _positive_int(value: Any, setting: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(setting, f"must be a positive integer, got {value!r}")
-    return value
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -57,11 +50,7 @@ class RaftFlow:
         import torch
         from torchvision.models import optical_flow
 
-        if model not in MODELS:
-            raise InputError(f"{_SETTINGS}.model", f"unknown RAFT model {model!r}; use one of {', '.join(MODELS)}")
-        self.model_name = model
-        self.num_flow_updates = _positive_int(num_flow_updates, f"{_SETTINGS}.num_flow_updates")
-        self.batch_size = _positive_int(batch_size, f"{_SETTINGS}.batch_size")
+        self.model_name, self.num_flow_updates, self.batch_size = model, num_flow_updates, batch_size
         self.device = resolve_device(device, "stages.flow.device")
 
         builder, default = {

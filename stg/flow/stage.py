@@ -17,11 +17,13 @@ log = logging.getLogger(__name__)
 
 
 def compute_flow_store(video: Video, backend: FlowBackend, out: Path, settings: dict[str, Any],
-                       key: str = "", batch_size: int = 4) -> None:
+                       key: str = "", batch_size: int | None = None) -> None:
     """Write `forward` (t -> t+1) and `backward` (t+1 -> t) flow, (T-1, H, W, 2) float16.
 
-    Frames are read up front so that a bad frame fails before any flow is computed.
+    Frames are read up front so that a bad frame fails before any flow is computed. Pairs go to the
+    backend `batch_size` at a time (default: the backend's own setting).
     """
+    batch_size = batch_size or backend.batch_size
     frames = read_frames(video)
     num_frames, height, width = frames.shape[:3]
     log.info("flow %s: %d frames %dx%d with %s", video.name, num_frames, width, height, backend.name)

@@ -16,35 +16,27 @@ import zarr
 from tqdm import tqdm
 
 from stg.datasets import Video, read_first_mask, read_frame
-from stg.errors import StoreError
 from stg.features.base import FeatureBackend
 from stg.graph.settings import GraphSettings
 from stg.graph.tracker import GraphTracker, Proposals
-from stg.store import build_store
+from stg.store import build_store, check_store_matches, read_ragged, store_path
 from stg.warp.ops import one_hot, quantise
 from stg.warp.stage import warp_step
 
 log = logging.getLogger(__name__)
 
 
-def read_proposals(segment: zarr.Group, frame: int) -> Proposals:
-    """Frame t's rows of the segment store, masks as float32 probabilities."""
-    offsets = segment["offsets"]
-    start, stop = int(offsets[frame]), int(offsets[frame + 1])
-    masks = segment["masks"][start:stop] if stop > start else np.zeros((0, *segment["masks"].shape[1:]), np.uint8)
-    return Proposals(np.asarray(segment["boxes"][start:stop], dtype=np.float32),
-                     np.asarray(segment["scores"][start:stop], dtype=np.float32),
-                     masks.astype(np.float32) / 255.0)
+def read_proposals(segment: zarr.Group, frame: int, offsets: np.ndarray | None = None) -> Proposals:
+    """Frame t's rows of the segment store, masks as float32 probabilities (`offsets`: read once by the caller)."""
+    return Proposals(np.asarray(read_ragged(segment, "boxes", frame, offsets), dtype=np.float32),
+                     np.asarray(read_ragged(segment, "scores", frame, offsets), dtype=np.float32),
+                     read_ragged(segment, "masks", frame, offsets).astype(np.float32) / 255.0)
 
 
 def check_upstream(video: Video, **stores: zarr.Group) -> None:
     """Every upstream store must describe this video's frames, or the caches are mixed up."""
     for name, store in stores.items():
-        if store.attrs.get("video", video.name) != video.name:
-            raise StoreError(f"{name} store is of video '{store.attrs['video']}', not '{video.name}'")
-        if list(store.attrs.get("frame_names", [])) != video.frame_names:
-            raise StoreError(f"{name} store of '{store.attrs.get('video', '?')}': its frame names differ from the "
-                             f"dataset's frames of '{video.name}'")
+        check_store_matches(store, f"{name} store {store_path(store)}", video)
 
 
 def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flow: zarr.Group,
@@ -58,6 +50,7 @@ def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flo
     frames = video.frame_names
     count = len(frames)
     warp_settings = dict(warp.attrs.get("settings", {}))
+    offsets = segment["offsets"][:]  # read once: every frame's proposals are read
     tracker = GraphTracker(graph, features, num_objects)
     started = time.perf_counter()
     no_proposal = np.zeros(num_objects, dtype=np.int64)
@@ -92,7 +85,8 @@ def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flo
         for t in tqdm(range(1, count), desc=f"graph {video.name}", unit="frame", leave=False):
             warped, _ = warp_step(one_hot(previous, num_objects), flow["backward"][t - 1], flow["forward"][t - 1],
                                   warp_settings)
-            result = tracker.step(t, read_frame(video.frame_paths[t]), read_proposals(segment, t), warped)
+            result = tracker.step(t, read_frame(video.frame_paths[t]), read_proposals(segment, t, offsets),
+                                  warped)
             previous = result.labels
             labels[t] = result.labels
             soft[t] = quantise(result.soft)

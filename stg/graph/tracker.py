@@ -57,7 +57,7 @@ class GraphTracker:
     """Sequential STG-Net inference for one video with K objects."""
 
     def __init__(self, settings: GraphSettings, features: FeatureBackend | None, num_objects: int) -> None:
-        if features is None and (settings.temporal or (settings.spatial and settings.spatial_iterations > 0)):
+        if features is None and settings.needs_features:
             raise ValueError("the spatial and temporal graphs need a features backend")
         self.settings, self.features, self.num_objects = settings, features, num_objects
         self.history: list[list[np.ndarray]] = [[] for _ in range(num_objects)]

@@ -23,11 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENCODERS = ("resnet101", "mobilenet_v2")
-ENCODER_INITS = (None, "imagenet-deepsort")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-OUTPUT_STRIDE = 16  # DeepLabv3+ needs input sides divisible by it
 SETTING = "stages.segment.deeplab"
 
 
@@ -38,25 +35,14 @@ def build_deeplab(encoder: str) -> torch.nn.Module:
     return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, in_channels=4, classes=1)
 
 
-def _check_settings(encoder: str, weights: str | None, encoder_init: str | None, input_size: int, margin: float,
-                    batch_size: int, require_weights: bool) -> None:
-    if encoder not in ENCODERS:
-        raise InputError(f"{SETTING}.encoder", f"unknown encoder '{encoder}' (expected one of {', '.join(ENCODERS)})")
-    if encoder_init not in ENCODER_INITS:
-        raise InputError(f"{SETTING}.encoder_init", f"unknown value {encoder_init!r} (expected null or "
-                         "'imagenet-deepsort')")
+def _check_combination(encoder: str, weights: str | None, encoder_init: str | None, require_weights: bool) -> None:
+    """Checks that relate settings to each other; each one's own type and range is the schema's job."""
     if encoder_init is not None and encoder != "mobilenet_v2":
         raise InputError(f"{SETTING}.encoder_init", f"'{encoder_init}' holds MobileNetV2 weights only; it does not "
                          f"fit encoder '{encoder}'")
     if encoder_init is not None and weights:
         raise InputError(f"{SETTING}.encoder_init", "a full checkpoint is configured (weights), which replaces every "
                          "parameter; encoder_init is for training starts only: set it to null")
-    if not isinstance(input_size, int) or input_size < OUTPUT_STRIDE or input_size % OUTPUT_STRIDE:
-        raise InputError(f"{SETTING}.input_size", f"must be a positive multiple of {OUTPUT_STRIDE}, got {input_size!r}")
-    if not isinstance(margin, int | float) or margin < 0:
-        raise InputError(f"{SETTING}.margin", f"must be a number >= 0, got {margin!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"{SETTING}.batch_size", f"must be an integer >= 1, got {batch_size!r}")
     if require_weights and not weights:
         raise InputError(f"{SETTING}.weights", "no checkpoint configured: the DeepLabv3+ segmenter must be trained "
                          "(encoder_init only starts a training run); set weights to a checkpoint file or use "
@@ -75,7 +61,7 @@ class DeepLabSegmenter:
 
         from stg.weights import load_state_dict_checked, resolve_weights, weights_identity
 
-        _check_settings(encoder, weights, encoder_init, input_size, margin, batch_size, require_weights)
+        _check_combination(encoder, weights, encoder_init, require_weights)
         self.encoder, self.input_size, self.margin, self.batch_size = encoder, input_size, float(margin), batch_size
         self.device = resolve_device(device, "stages.segment.device")
         self.model = build_deeplab(encoder)

@@ -33,7 +33,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stg.errors import InputError
 from stg.segment.geometry import box_pixels, crop_region, paste
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,10 @@ def grabcut_box(image_bgr: np.ndarray, box: np.ndarray, prior: np.ndarray, margi
 
 @dataclass
 class GrabCutSegmenter:
-    """Seeded GrabCut per box; `stats` counts how each proposal was made (stored with the results)."""
+    """Seeded GrabCut per box; `stats` counts how each proposal was made (stored with the results).
+
+    Settings are checked by the config schema (max_side >= 2 * MIN_SIDE there).
+    """
 
     margin: float = 0.15
     iterations: int = 3
@@ -124,18 +126,6 @@ class GrabCutSegmenter:
     core_erosion: float = 0.05
     name: str = "grabcut"
     stats: Counter = field(default_factory=Counter)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.margin, int | float) or self.margin < 0:
-            raise InputError("stages.segment.grabcut.margin", f"must be a number >= 0, got {self.margin!r}")
-        if not isinstance(self.iterations, int) or self.iterations < 1:
-            raise InputError("stages.segment.grabcut.iterations", f"must be an integer >= 1, got {self.iterations!r}")
-        if not isinstance(self.core_erosion, int | float) or not 0 <= self.core_erosion < 0.5:
-            raise InputError("stages.segment.grabcut.core_erosion", f"must be a number in [0, 0.5), "
-                             f"got {self.core_erosion!r}")
-        if self.max_side is not None and (not isinstance(self.max_side, int) or self.max_side < 2 * MIN_SIDE):
-            raise InputError("stages.segment.grabcut.max_side", f"must be null or an integer >= {2 * MIN_SIDE}, "
-                             f"got {self.max_side!r}")
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "margin": self.margin, "iterations": self.iterations,

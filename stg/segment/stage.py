@@ -9,6 +9,7 @@ proposals they need). When the video has ground truth beyond the first frame, th
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,26 @@ from stg.errors import StoreError
 from stg.proposals_report import ReportAccumulator, ground_truth_frames
 from stg.segment.base import SegmentBackend
 from stg.segment.prior import box_priors
-from stg.store import build_store
+from stg.settings import StageSettings
+from stg.store import build_store, check_store_matches
 from stg.warp.ops import dequantise
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SegmentSettings(StageSettings):
+    """The stage's own settings beyond the backend's (`stages.segment`, completed by the schema)."""
+
+    stage = "segment"
+    q_mode: str
 
 
 def check_inputs(video: Video, detect: zarr.Group, warp: zarr.Group, detect_path: str, warp_path: str
                  ) -> tuple[int, int]:
     """The detect and warp stores must describe this video's frames at one size; returns (H, W)."""
     for path, store in ((detect_path, detect), (warp_path, warp)):
-        if list(store.attrs["frame_names"]) != video.frame_names:
-            raise StoreError(f"{path}: frame names differ from the dataset's frames of '{video.name}'")
+        check_store_matches(store, path, video)
     height, width = (int(v) for v in warp.attrs["image_size"])
     if [int(v) for v in detect.attrs["image_size"]] != [height, width]:
         raise StoreError(f"{detect_path}: image size {detect.attrs['image_size']} differs from the warp store's "
@@ -51,7 +60,7 @@ def compute_segment_store(video: Video, detect: zarr.Group, warp: zarr.Group, ba
                           warp_path: str = "warp") -> dict[str, Any] | None:
     """Write the store; returns the proposal report (None when the video has no ground truth to score)."""
     height, width = check_inputs(video, detect, warp, detect_path, warp_path)
-    q_mode = settings.get("q_mode", "union")
+    q_mode = SegmentSettings.from_dict(settings).q_mode
     offsets = detect["offsets"][:].astype(np.int64)
     boxes, scores = detect["boxes"][:].astype(np.float32), detect["scores"][:].astype(np.float32)
     names = video.frame_names

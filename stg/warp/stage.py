@@ -10,6 +10,7 @@ forward-backward check. S_{t-1} comes from a source:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,10 +19,32 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
+from stg.settings import StageSettings
 from stg.store import build_store
 from stg.warp.ops import backward_warp, dequantise, occlusion_mask, one_hot, priors_to_labels, quantise
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WarpSettings(StageSettings):
+    """`stages.warp`, validated and completed by the config schema (its only defaults)."""
+
+    stage = "warp"
+    source: str
+    rebinarize: bool
+    occlusion_check: bool
+    fb_alpha: float
+    fb_beta: float
+    occluded_weight: float
+
+
+@dataclass(frozen=True)
+class PropagateSettings(StageSettings):
+    """`stages.propagate`, validated and completed by the config schema."""
+
+    stage = "propagate"
+    threshold: float
 
 
 class MaskSource(Protocol):
@@ -70,15 +93,20 @@ class LabelStoreSource:
         return {"source": self.name, "store": self.store}
 
 
-def warp_step(masks: np.ndarray, backward: np.ndarray, forward: np.ndarray, settings: dict[str, Any]
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """One frame: (K, H, W) masks of t-1 -> priors of t, plus the occlusion mask of t."""
+def warp_step(masks: np.ndarray, backward: np.ndarray, forward: np.ndarray,
+              settings: WarpSettings | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One frame: (K, H, W) masks of t-1 -> priors of t, plus the occlusion mask of t.
+
+    `settings` may be a warp store's recorded settings dict (the graph stage passes those): omitted
+    ones take the schema's defaults.
+    """
+    if not isinstance(settings, WarpSettings):
+        settings = WarpSettings.from_dict(settings)
     prior = backward_warp(masks, backward)
-    if settings.get("occlusion_check", True):
-        occluded = occlusion_mask(backward, forward, settings.get("fb_alpha", 0.01), settings.get("fb_beta", 0.5))
-        weight = settings.get("occluded_weight", 1.0)
-        if weight != 1.0:
-            prior[:, occluded] *= weight
+    if settings.occlusion_check:
+        occluded = occlusion_mask(backward, forward, settings.fb_alpha, settings.fb_beta)
+        if settings.occluded_weight != 1.0:
+            prior[:, occluded] *= settings.occluded_weight
     else:
         occluded = np.zeros(backward.shape[:2], dtype=bool)
     return np.clip(prior, 0.0, 1.0), occluded
@@ -88,6 +116,7 @@ def compute_warp_store(first_labels: np.ndarray, num_objects: int, flow: zarr.Gr
                        out: Path, settings: dict[str, Any], key: str = "", video: str = "",
                        extra_attrs: dict[str, Any] | None = None) -> None:
     """Write `priors` (T, K, H, W) uint8 and `occlusion` (T, H, W) uint8 for one video."""
+    warp = WarpSettings.from_dict(settings)  # bad settings fail before the store exists
     frame_names = list(flow.attrs["frame_names"])
     height, width = first_labels.shape
     num_frames = len(frame_names)
@@ -104,7 +133,7 @@ def compute_warp_store(first_labels: np.ndarray, num_objects: int, flow: zarr.Gr
         priors[0] = quantise(prior)
         for frame in tqdm(range(1, num_frames), desc=f"warp {video}", unit="frame", leave=False):
             masks = source.masks_before(frame, prior)
-            prior, occluded = warp_step(masks, flow["backward"][frame - 1], flow["forward"][frame - 1], settings)
+            prior, occluded = warp_step(masks, flow["backward"][frame - 1], flow["forward"][frame - 1], warp)
             priors[frame] = quantise(prior)
             occlusion[frame] = occluded.astype(np.uint8)
 
@@ -113,7 +142,7 @@ def compute_propagate_store(warp: zarr.Group, out: Path, settings: dict[str, Any
     """The flow-propagation baseline: per-frame arg-max of the warped priors."""
     frame_names = list(warp.attrs["frame_names"])
     height, width = warp.attrs["image_size"]
-    threshold = settings.get("threshold", 0.5)
+    threshold = PropagateSettings.from_dict(settings).threshold
     attrs = {"settings": settings, "key": key, "frame_names": frame_names, "image_size": [height, width],
              "video": warp.attrs.get("video"), "num_objects": warp.attrs["num_objects"],
              "warp_key": warp.attrs.get("key"), "method": "propagate"}

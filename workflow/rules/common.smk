@@ -1,10 +1,10 @@
-# Helpers shared by all rules: config validation, run plans, stage keys, paths and video lists.
+# Every helper of the rules: config validation, run plans, stage keys, paths, video lists, the metrics rule's
+# inputs and the execution-only CLI flags. The other rule files hold rules only.
 import json
 from functools import cache
 
-from stg.config import (METHOD_CHAINS, STAGE_UPSTREAM, node_stage, parse_run_name, plan_run, semantic_settings,
-                        validate_config)
-from stg.devices import uses_gpu
+from stg.config import node_stage, parse_run_name, plan_run, semantic_settings, validate_config
+from stg.stages import stage_uses_gpu  # the rules' resources: gpu=
 
 validate_config(config, "config (config/config.yaml with --config/--configfile overrides)")
 
@@ -120,3 +120,41 @@ def upstream_stores(stage):
                 if name != "dataset"}
 
     return stores
+
+
+def run_stores(wildcards):
+    """{stage: its stores of every video of the run} for the metrics rule."""
+    plan = run_plan(wildcards)
+    videos = video_names(plan.dataset, plan.split)
+    return {stage: [plan.store(stage, video) for video in videos] for stage in stage_chain(plan)}
+
+
+def run_benchmarks(wildcards):
+    """The benchmark TSV of every job the run used (run.json's time and memory per stage)."""
+    plan = run_plan(wildcards)
+    videos = video_names(plan.dataset, plan.split)
+    files = [plan.benchmark(stage, video) for stage in stage_chain(plan) for video in videos]
+    if is_synthetic(plan.dataset):
+        files.append(f"cache/{plan.dataset}/benchmarks/synth/{plan.keys['dataset']}/dataset.tsv")
+    return files
+
+
+def run_description(wildcards):
+    """The run's plan as JSON for `stg results` (recorded in run.json)."""
+    plan = run_plan(wildcards)
+    settings = {stage: semantic_settings(stage, plan.settings[stage]) for stage in ["dataset", *stage_chain(plan)]}
+    return json.dumps({"dataset": plan.dataset, "variant": plan.variant, "method": plan.method,
+                       "description": config["variants"][plan.variant].get("description", ""),
+                       "settings": settings, "keys": {s: plan.keys[s] for s in ["dataset", *stage_chain(plan)]},
+                       "stores": run_stores(wildcards)}, sort_keys=True)
+
+
+# Execution-only knobs come from the global config as CLI flags, so they change neither keys nor params:
+# each torch stage's device, and the batch size of the globally configured backend (0: the backend's own default).
+_DETECT = config["stages"].get("detect", {})
+DETECT_DEVICE = _DETECT.get("device", "auto")
+DETECT_BATCH = (_DETECT.get(_DETECT.get("backend", "motion")) or {}).get("batch_size", 0)
+_SEGMENT = config["stages"].get("segment", {})
+SEGMENT_DEVICE = _SEGMENT.get("device", "auto")
+SEGMENT_BATCH = (_SEGMENT.get("deeplab") or {}).get("batch_size", 0)
+GRAPH_DEVICE = config["stages"].get("graph", {}).get("device", "auto")

@@ -12,7 +12,7 @@ rule flow:
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
     resources:
-        gpu=lambda wc: int(config["stages"]["flow"]["backend"] == "raft" and uses_gpu(config["stages"]["flow"]["device"])),
+        gpu=lambda wc: int(stage_uses_gpu("flow", plan_for("flow", wc.key).settings["flow"], config["stages"]["flow"]["device"])),
     log:
         "cache/{ds}/logs/flow/{key}/{video}.log",
     benchmark:

@@ -2,17 +2,6 @@
 # Refinement pass k > 1 has its own key (its upstream differs) and the same path pattern.
 
 
-def graph_needs_features(key):
-    """Whether the job loads the CNN (spatial graph with l > 0, or the temporal graph)."""
-    settings = plan_node("graph", key)[0].settings["graph"]
-    spatial = settings.get("spatial", True) and settings.get("spatial_iterations", 2) > 0
-    return bool(settings.get("temporal", True) or spatial)
-
-
-# The device is execution-only: it comes from the global config as a CLI flag (no key, no params change).
-GRAPH_DEVICE = config["stages"].get("graph", {}).get("device", "auto")
-
-
 rule graph:
     input:
         dataset_input,
@@ -26,7 +15,7 @@ rule graph:
         split=lambda wc: video_split(wc.ds, wc.video),
     threads: 1
     resources:
-        gpu=lambda wc: int(graph_needs_features(wc.key) and uses_gpu(GRAPH_DEVICE)),
+        gpu=lambda wc: int(stage_uses_gpu("graph", plan_for("graph", wc.key).settings["graph"], GRAPH_DEVICE)),
     log:
         "cache/{ds}/logs/graph/{key}/{video}.log",
     benchmark:

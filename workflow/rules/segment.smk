@@ -2,19 +2,6 @@
 # Refinement pass k > 1 has its own key (its upstream differs) and the same path pattern.
 
 
-def segment_uses_gpu(key):
-    """deeplab on a GPU holds one; grabcut is CPU only."""
-    plan, node = plan_node("segment", key)
-    return plan.settings[node].get("backend", "grabcut") == "deeplab" and uses_gpu(SEGMENT_DEVICE)
-
-
-# Execution-only knobs come from the global config as CLI flags, so they change neither keys nor params:
-# the device and deeplab's batch size (0: the backend's own default).
-_SEGMENT = config["stages"].get("segment", {})
-SEGMENT_DEVICE = _SEGMENT.get("device", "auto")
-SEGMENT_BATCH = (_SEGMENT.get("deeplab") or {}).get("batch_size", 0)
-
-
 rule segment:
     input:
         dataset_input,
@@ -27,7 +14,7 @@ rule segment:
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
     resources:
-        gpu=lambda wc: int(segment_uses_gpu(wc.key)),
+        gpu=lambda wc: int(stage_uses_gpu("segment", plan_for("segment", wc.key).settings["segment"], SEGMENT_DEVICE)),
     log:
         "cache/{ds}/logs/segment/{key}/{video}.log",
     benchmark:

@@ -1,0 +1,173 @@
+"""DAVIS semi-supervised evaluation: plan the file pairs, score them in chunks over processes, summarise.
+
+Numbers equal the official davis2017-evaluation toolkit (docs METRICS.md); unlike it, this
+never reads or writes CSVs in the results folder, reads each PNG once, and splits the work
+over processes in chunks of frames.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import multiprocessing.forkserver
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from stg.datasets import detect_layout, open_dataset
+from stg.errors import InputError
+from stg.metrics.measures import frame_scores, tolerance_radius
+from stg.metrics.reading import SequencePlan, plan_sequence, read_gt_labels, read_result_labels
+from stg.metrics.summary import Scores, summarise
+
+MAX_CHUNK_FRAMES = 64
+MIN_CHUNK_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive scored frames of one sequence: everything a worker needs, nothing to re-read."""
+
+    sequence: str
+    start: int
+    layout: str
+    num_objects: int
+    shape: tuple[int, int]
+    gt_paths: tuple[Path, ...]
+    result_paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class ChunkFailure:
+    """An InputError raised in a worker, carried back as plain fields (InputError does not pickle)."""
+
+    where: str
+    problem: str
+
+
+def score_chunk(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+    """J and F arrays of shape (frames, K) for one chunk (runs in a worker)."""
+    radius = tolerance_radius(*chunk.shape)
+    count = len(chunk.gt_paths)
+    j_values = np.empty((count, chunk.num_objects), dtype=np.float64)
+    f_values = np.empty((count, chunk.num_objects), dtype=np.float64)
+    for index, (gt_path, result_path) in enumerate(zip(chunk.gt_paths, chunk.result_paths, strict=True)):
+        gt = read_gt_labels(gt_path, chunk.layout, chunk.shape)
+        res = read_result_labels(result_path, chunk.shape, chunk.num_objects)
+        j_values[index], f_values[index] = frame_scores(gt, res, chunk.num_objects, radius)
+    return j_values, f_values
+
+
+def _score_chunk_safely(chunk: Chunk) -> tuple[np.ndarray, np.ndarray] | ChunkFailure:
+    """score_chunk with InputError turned into a picklable value."""
+    try:
+        return score_chunk(chunk)
+    except InputError as error:
+        return ChunkFailure(error.where, error.problem)
+
+
+def chunk_size(total_frames: int, processes: int) -> int:
+    """Frames per chunk: about 8 chunks per process, so that long sequences do not idle a core."""
+    target = math.ceil(total_frames / max(1, processes * 8))
+    return max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, target))
+
+
+def split_chunks(plan: SequencePlan, size: int) -> list[Chunk]:
+    """The plan's scored frames cut into consecutive chunks of at most `size` frames."""
+    return [Chunk(plan.name, start, plan.layout, plan.num_objects, plan.shape,
+                  plan.gt_paths[start:start + size], plan.result_paths[start:start + size])
+            for start in range(0, len(plan.frames), size)]
+
+
+def _single_threaded_worker() -> None:
+    """The processes are the parallelism: OpenCV's own threads would only oversubscribe the cores."""
+    cv2.setNumThreads(1)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Forkserver context whose server has this module imported.
+
+    Not fork: zarr's event-loop thread (and torch/OpenMP threads) may hold locks at fork time and
+    deadlock the children. A forkserver preloaded with this module starts workers cheaply and cleanly.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _start_forkserver(processes: int) -> None:
+    """Start the forkserver now, so that its imports (about 0.1 s) overlap with planning."""
+    if processes > 1:
+        _worker_context()
+        multiprocessing.forkserver.ensure_running()
+
+
+def _run_chunks(chunks: Sequence[Chunk], processes: int, on_done: Callable[[Chunk, object], None]) -> None:
+    """Score every chunk, calling on_done(chunk, outcome) as each completes; inline when processes <= 1.
+
+    If on_done raises (a bad input), chunks not started yet are cancelled rather than run for nothing.
+    """
+    if processes <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            on_done(chunk, _score_chunk_safely(chunk))
+        return
+    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), initializer=_single_threaded_worker,
+                               mp_context=_worker_context())
+    try:
+        futures = {pool.submit(_score_chunk_safely, chunk): chunk for chunk in chunks}
+        for future in as_completed(futures):
+            on_done(futures[future], future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def score_plans(plans: Sequence[SequencePlan], processes: int, progress: bool) -> dict[str, Scores]:
+    """Per sequence, J and F arrays (scored frames, K), scoring chunks in parallel processes."""
+    size = chunk_size(sum(len(plan.frames) for plan in plans), processes)
+    chunks = [chunk for plan in plans for chunk in split_chunks(plan, size)]
+    remaining = {plan.name: math.ceil(len(plan.frames) / size) for plan in plans}
+    parts: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {plan.name: {} for plan in plans}
+    with tqdm(total=len(plans), desc="metrics", unit="seq", file=sys.stderr, disable=not progress,
+              leave=False) as bar:
+
+        def collect(chunk: Chunk, outcome: object) -> None:
+            if isinstance(outcome, ChunkFailure):
+                raise InputError(outcome.where, outcome.problem)
+            parts[chunk.sequence][chunk.start] = outcome  # type: ignore[assignment]
+            remaining[chunk.sequence] -= 1
+            if remaining[chunk.sequence] == 0:
+                bar.update(1)
+
+        _run_chunks(chunks, processes, collect)
+    scores: dict[str, Scores] = {}
+    for plan in plans:
+        ordered = [parts[plan.name][start] for start in sorted(parts[plan.name])]
+        scores[plan.name] = (np.concatenate([part[0] for part in ordered]),
+                             np.concatenate([part[1] for part in ordered]))
+    return scores
+
+
+def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2, resolution: str = "480p",
+             progress: bool = True) -> dict:
+    """J, F and J&F of a results folder against a DAVIS 2017- or 2016-layout split.
+
+    Returns {"global": {...}, "objects": {"<seq>_<k>": {...}}, "per_frame": {"<seq>_<k>":
+    {"frames", "J", "F"}}}; raises InputError naming the file for any bad or missing input.
+    With processes > 1 the workers come from a forkserver, which re-imports the __main__ script:
+    a script calling this must guard its top level with `if __name__ == "__main__":`.
+    """
+    davis_root, results_dir = Path(davis_root), Path(results_dir)
+    _start_forkserver(processes)
+    layout = detect_layout(davis_root, split, resolution)
+    dataset = open_dataset(davis_root, layout, split, resolution)
+    if not results_dir.is_dir():
+        raise InputError(results_dir, "results folder is missing")
+    plans = [plan_sequence(dataset, name, results_dir) for name in dataset.video_names()]
+    scores = score_plans(plans, processes, progress)
+    return summarise(plans, scores)

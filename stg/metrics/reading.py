@@ -1,0 +1,98 @@
+"""Validated reading of DAVIS ground truth and results: which files a sequence needs, and their label maps.
+
+Every rule of the official semi-supervised task lives here (void is background, the first and last
+frames are not scored, labels above the first frame's objects are errors), each failure an InputError
+naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stg.datasets import VOID_LABEL, Dataset, read_first_mask
+from stg.errors import InputError
+from stg.metrics.decode import read_labels_once
+
+
+def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarray:
+    """GT label map with void (255) set to background, as the official semi-supervised task does.
+
+    The checks are those of `stg.datasets.read_annotation` (single channel, frame size, DAVIS
+    2017 multi-object masks in palette mode), on one fast read of the file. DAVIS 2016 masks
+    become 0/1, and greyscale+alpha is accepted there: DAVIS 2016 itself ships one such file
+    (bear/00077.png, opaque alpha), which `read_annotation` rejects.
+    """
+    values, mode = read_labels_once(path)
+    if layout == "davis2016" and mode == "LA" and values.ndim == 3:
+        values = values[:, :, 0]
+    if values.ndim != 2:
+        raise InputError(path, f"annotation must be a single-channel PNG, got mode {mode}")
+    if values.shape != tuple(shape):
+        raise InputError(path, f"mask size {values.shape[1]}x{values.shape[0]} differs from the first frame's "
+                         f"{shape[1]}x{shape[0]}")
+    if layout == "davis2016":
+        return (values > 127).astype(np.uint8) if values.max(initial=0) > 1 else values.astype(np.uint8)
+    labels = values.astype(np.uint8, copy=False)
+    if mode != "P" and labels.max(initial=0) > 1:
+        raise InputError(path, f"multi-object annotation is not a palette PNG (mode {mode}); DAVIS 2017 "
+                         "masks must be mode P")
+    return np.where(labels == VOID_LABEL, np.uint8(0), labels)
+
+
+def read_result_labels(path: Path, shape: tuple[int, int], num_objects: int) -> np.ndarray:
+    """Result label map; a label above K, a wrong size or a multi-channel PNG is an InputError."""
+    values, mode = read_labels_once(path)
+    if values.ndim != 2:
+        raise InputError(path, f"result must be a single-channel (palette) PNG, got mode {mode}")
+    if values.shape != tuple(shape):
+        raise InputError(path, f"result size {values.shape[1]}x{values.shape[0]} differs from the ground "
+                         f"truth's {shape[1]}x{shape[0]}")
+    highest = int(values.max(initial=0))
+    if highest > num_objects:
+        raise InputError(path, f"label {highest} is above the sequence's {num_objects} object(s) "
+                         "(the first ground-truth frame defines the objects)")
+    return values.astype(np.uint8, copy=False)
+
+
+@dataclass(frozen=True)
+class SequencePlan:
+    """One sequence's objects, frame size and the file pairs of its scored frames."""
+
+    name: str
+    layout: str
+    num_objects: int
+    shape: tuple[int, int]
+    frames: tuple[str, ...]
+    gt_paths: tuple[Path, ...]
+    result_paths: tuple[Path, ...]
+
+
+def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePlan:
+    """Check that every file needed exists (reading no result PNG) and read K from the first GT."""
+    video = dataset.video(name)
+    names = video.frame_names
+    if len(names) < 3:
+        raise InputError(video.frame_paths[0].parent, f"sequence '{video.name}' has {len(names)} frame(s): "
+                         "the first and last are not scored, so nothing is left to evaluate")
+    first_labels, num_objects = read_first_mask(video)
+    result_folder = results_dir / video.name
+    if not result_folder.is_dir():
+        raise InputError(result_folder, f"result folder of sequence '{video.name}' is missing")
+    scored = tuple(names[1:-1])
+    gt_paths: list[Path] = []
+    result_paths: list[Path] = []
+    for frame in scored:
+        gt_path = video.annotation_paths.get(frame)
+        if gt_path is None:
+            expected = dataset.root / "Annotations" / dataset.resolution / video.name / f"{frame}.png"
+            raise InputError(expected, "ground-truth annotation of a scored frame is missing")
+        result_path = result_folder / f"{frame}.png"
+        if not result_path.is_file():
+            raise InputError(result_path, "result frame is missing")
+        gt_paths.append(gt_path)
+        result_paths.append(result_path)
+    shape = (int(first_labels.shape[0]), int(first_labels.shape[1]))
+    return SequencePlan(video.name, video.layout, num_objects, shape, scored, tuple(gt_paths), tuple(result_paths))
