@@ -1,0 +1,130 @@
+"""The train_segmenter stage: data in, `cache/models/segmenter/<key>/` out (weights, training record, curve).
+
+The folder appears only when training has finished (atomic rename); the resumable checkpoint lives in a
+separate work folder, so a killed job (which Snakemake cleans up after) resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from stg import __version__
+from stg.atomic import atomic_directory
+from stg.train.data import load_training_split
+from stg.train.loop import Recipe, TrainResult, train
+from stg.train.segmenter import SegmenterSamples, SegmenterTask
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+RECORD_FILE = "training.json"
+CURVE_FILE = "curve.png"
+RECIPE_KEYS = {f.name for f in fields(Recipe)}
+SAMPLE_KEYS = {f.name for f in fields(SegmenterSamples)}
+
+
+def recipe_from_settings(settings: dict[str, Any]) -> Recipe:
+    return Recipe(**{k: v for k, v in settings.items() if k in RECIPE_KEYS})
+
+
+def samples_from_settings(settings: dict[str, Any]) -> SegmenterSamples:
+    return SegmenterSamples(**{k: v for k, v in settings.items() if k in SAMPLE_KEYS})
+
+
+def _load(specs: list[dict[str, Any]]) -> list[list]:
+    """The videos of each data entry ({root, layout, split, flow: {video: store}})."""
+    return [load_training_split(Path(spec["root"]), spec["layout"], spec["split"],
+                                {name: Path(p) for name, p in spec["flow"].items()} if "flow" in spec else None)
+            for spec in specs]
+
+
+def _describe(specs: list[dict[str, Any]], loaded: list[list]) -> list[dict[str, Any]]:
+    """What the record says of the data: where it came from and each video's frame count."""
+    return [{k: v for k, v in spec.items() if k != "flow"} | {"videos": {v.name: len(v.frames) for v in videos}}
+            for spec, videos in zip(specs, loaded, strict=True)]
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "stg-vos": __version__}
+    for name in ("torch", "segmentation-models-pytorch", "numpy", "opencv-python-headless"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def plot_curve(history: list[dict[str, float]], path: Path) -> None:
+    """Loss (left axis) and held-out crop J (right axis) against steps."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.2), dpi=100)
+    axis = figure.add_subplot()
+    steps = [h["step"] for h in history]
+    axis.plot(steps, [h["loss"] for h in history], "o-", color="tab:blue", label="training loss")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss (BCE + Dice)", color="tab:blue")
+    if any("val_crop_j" in h for h in history):
+        other = axis.twinx()
+        other.plot(steps, [h.get("val_crop_j", float("nan")) for h in history], "s-", color="tab:red")
+        other.set_ylabel("held-out crop J", color="tab:red")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _state_dict_fp16(model) -> dict:
+    """Weights in half precision (half the size); floating buffers too, integer counters unchanged."""
+    return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+
+
+def write_model(result: TrainResult, out: Path, record: dict[str, Any]) -> None:
+    import torch
+
+    with atomic_directory(out) as folder:
+        torch.save(_state_dict_fp16(result.model), folder / MODEL_FILE)
+        (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if result.history:
+            plot_curve(result.history, folder / CURVE_FILE)
+
+
+def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: Path, work_dir: Path, key: str = "",
+                    validation: list[dict[str, Any]] | None = None, device: str = "auto",
+                    stop_after: int | None = None) -> TrainResult:
+    """Train the 4-channel segmenter on `data` (dataset splits + their flow stores) and write `out`."""
+    from stg.devices import resolve_device
+
+    torch_device = resolve_device(device, "training.segmenter.device")
+    recipe, spec = recipe_from_settings(settings), samples_from_settings(settings)
+    loaded = _load(data)
+    held_out = _load(validation) if validation else []
+    videos = [video for group in loaded for video in group]
+    task = SegmenterTask(videos, spec, encoder=settings.get("encoder", "mobilenet_v2"),
+                         encoder_init=settings.get("encoder_init", "imagenet-deepsort"),
+                         dice_weight=settings.get("dice_weight", 1.0),
+                         validation=[video for group in held_out for video in group])
+    log.info("train segmenter %s: %d videos, %d samples, %d steps of %d crops on %s", key, len(videos),
+             len(task.index), recipe.steps, recipe.batch_size, torch_device)
+    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
+    if result.steps < recipe.steps:
+        log.info("stopped at step %d of %d; run again to resume from %s", result.steps, recipe.steps, work_dir)
+        return result
+    record = {
+        "model": "segmenter", "key": key, "settings": settings, "recipe": asdict(recipe), "samples": asdict(spec),
+        "data": _describe(data, loaded), "validation": _describe(validation or [], held_out),
+        "encoder_init": task.encoder_identity, "history": result.history, "steps": result.steps,
+        "wall_seconds": round(result.wall_seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1),
+        "resumed_from": result.resumed_from, "device": result.device, "packages": _package_versions(),
+        "crops_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2),
+    }
+    write_model(result, Path(out), record)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info("segmenter %s written to %s (%.0f s)", key, out, result.wall_seconds)
+    return result
