@@ -1,11 +1,14 @@
 """Frames per second of each detect backend at 480p (854x480), on CPU and, when there is one, on CUDA.
 
 Usage (from the repository root):
-    python benchmarks/bench_detect.py [--frames 6] [--motion-frames 60] [--backends motion,torchvision,mmdet]
-                                      [--devices cpu,cuda] [--batch-size 2]
+    python benchmarks/bench_detect.py [--frames 6] [--motion-frames 60] [--yolox-frames 30]
+                                      [--backends motion,torchvision,mmdet,yolox,union] [--devices cpu,cuda]
+                                      [--batch-size 2]
 
 Frames and first-frame masks come from the synthetic generator (one 854x480 video); the motion
-backend reads one-hot priors made from the ground-truth masks (what the warp stage writes). The
+backend reads one-hot priors made from the ground-truth masks (what the warp stage writes), a
+union (yolox + motion) reads both. yolox runs the shipped YOLOX-Nano on ONNX Runtime (CUDA only
+with onnxruntime-gpu's CUDA provider; otherwise that row says it was skipped). The
 R-CNN backends use random weights, saved to a temporary checkpoint and loaded through the
 backend's own loading code: speed does not depend on the weights' values, but random weights
 pass many boxes, so the mask head runs on close to `max_detections` boxes per frame (a worst
@@ -45,16 +48,17 @@ def make_video(root: Path, frames: int) -> tuple[np.ndarray, np.ndarray, str]:
 
 def time_backend(settings: dict, images: np.ndarray, priors: np.ndarray, video: str, frames: int) -> dict:
     from stg.detect.backends import make_detect_backend
-    from stg.detect.base import FRAMES, DetectBatch
+    from stg.detect.base import FRAMES, FRAMES_AND_PRIORS, PRIORS, DetectBatch
 
     start = time.perf_counter()
     backend = make_detect_backend(settings)
     build = time.perf_counter() - start
 
     def batch(indices: list[int]) -> DetectBatch:
-        reads_frames = backend.reads == FRAMES
+        reads_frames = backend.reads in (FRAMES, FRAMES_AND_PRIORS)
+        reads_priors = backend.reads in (PRIORS, FRAMES_AND_PRIORS)
         return DetectBatch(video, indices, images=images[indices] if reads_frames else None,
-                           priors=None if reads_frames else priors[indices])
+                           priors=priors[indices] if reads_priors else None)
 
     backend.detect(batch(list(range(min(backend.batch_size, len(images))))))  # warm-up
     count = 0
@@ -71,7 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=6, help="timed frames for the R-CNN backends")
     parser.add_argument("--motion-frames", type=int, default=60, help="timed frames for the motion backend")
-    parser.add_argument("--backends", default="motion,torchvision,mmdet")
+    parser.add_argument("--yolox-frames", type=int, default=30, help="timed frames for yolox and union")
+    parser.add_argument("--backends", default="motion,torchvision,mmdet,yolox,union")
     parser.add_argument("--devices", default="", help="default: cpu, plus cuda when available")
     parser.add_argument("--batch-size", type=int, default=2)
     args = parser.parse_args()
@@ -108,6 +113,7 @@ def main() -> None:
                     print(rows[-1], flush=True)
         if "mmdet" in backends:
             rows.extend(bench_mmdet(tmp, devices, images, priors, video, args))
+        rows.extend(bench_yolox(devices, backends, images, priors, video, args))
     print()
     print(f"{'backend':<12} {'setting':<42} {'device':<6} {'batch':>5} {'s/frame':>8} {'fps':>8} "
           f"{'dets/frame':>10} {'build s':>8}")
@@ -117,6 +123,30 @@ def main() -> None:
             continue
         print(f"{backend:<12} {label:<42} {device:<6} {result['batch']:>5} {result['s_per_frame']:>8.3f} "
               f"{result['fps']:>8.2f} {result['dets']:>10.1f} {result['build_s']:>8.1f}")
+
+
+def bench_yolox(devices: list[str], backends: list[str], images: np.ndarray, priors: np.ndarray, video: str,
+                args: argparse.Namespace) -> list[tuple[str, str, str, dict | str]]:
+    """The shipped YOLOX-Nano alone and in the default union with motion, on every device ONNX Runtime can use."""
+    import onnxruntime
+
+    motion = {"min_area": 16, "jitter_copies": 4, "jitter_scale": 0.1, "jitter_shift": 0.1, "seed": 0}
+    runs = {"yolox": ("YOLOX-Nano 416, ONNX Runtime", {"backend": "yolox"}),
+            "union": ("yolox + motion (4 jitter copies)", {"backend": "union", "motion": motion,
+                                                            "union": {"backends": ["yolox", "motion"]}})}
+    rows: list[tuple[str, str, str, dict | str]] = []
+    for name, (label, settings) in runs.items():
+        if name not in backends:
+            continue
+        for device in devices:
+            if device.startswith("cuda") and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                rows.append((name, label, device, f"skipped: onnxruntime {onnxruntime.__version__} has no "
+                             "CUDAExecutionProvider (onnxruntime-gpu)"))
+                continue
+            rows.append((name, label, device, time_backend({**settings, "device": device}, images, priors, video,
+                                                           args.yolox_frames)))
+            print(rows[-1], flush=True)
+    return rows
 
 
 def bench_mmdet(tmp: Path, devices: list[str], images: np.ndarray, priors: np.ndarray, video: str,

@@ -54,6 +54,17 @@ def make_frames(root: Path, frames: int, per_frame: int, seed: int = 0) -> list[
     return out
 
 
+def random_checkpoint(encoder: str) -> str:
+    """A randomly initialised checkpoint: speed does not depend on the weights' values."""
+    import torch
+
+    from stg.segment.deeplab import build_deeplab
+
+    path = Path(tempfile.mkdtemp(prefix="stg-bench-")) / f"random-{encoder}.pt"
+    torch.save(build_deeplab(encoder).state_dict(), path)
+    return str(path)
+
+
 def time_config(name: str, device: str, warm: tuple, frames: list, batch_size: int, input_size: int) -> dict:
     from stg.segment.backends import make_segment_backend
     from stg.segment.deeplab import DeepLabSegmenter
@@ -62,7 +73,7 @@ def time_config(name: str, device: str, warm: tuple, frames: list, batch_size: i
     start = time.perf_counter()
     if backend_name == "deeplab":
         backend = DeepLabSegmenter(device=device, batch_size=batch_size, input_size=input_size,
-                                   require_weights=False, **options)
+                                   weights=random_checkpoint(options["encoder"]), **options)
     else:
         backend = make_segment_backend({"backend": backend_name, backend_name: options})
     build = time.perf_counter() - start

@@ -1,7 +1,7 @@
 """`stg <stage>`: every pipeline stage as a command, so it runs by hand on one video as well as from Snakemake.
 
-The stage commands are derived from the stage table (stg.stages); synth, proposals-report, metrics and
-results are not pipeline stages and are written out here.
+The stage commands are derived from the stage table (stg.stages); synth, proposals-report, metrics,
+results and weights are not pipeline stages and are written out here.
 """
 
 from __future__ import annotations
@@ -86,6 +86,57 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     run_metrics(args.davis_root, args.results, args.set, args.out, processes=args.processes)
 
 
+def _layered_config(paths: list[Path]) -> dict[str, Any]:
+    """config/config.yaml of this folder (the Snakefile's configfile) when present, then each file merged on top
+    key by key, as Snakemake's --configfile does; validated like the workflow's config."""
+    import yaml
+
+    from stg.config import deep_merge, validate_config
+
+    config: dict[str, Any] = {}
+    base = Path("config/config.yaml")
+    for path in ([base] if base.is_file() else []) + list(paths):
+        if not path.is_file():
+            raise InputError(path, "config file is missing")
+        try:
+            layer = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise InputError(path, f"config file is not valid YAML ({error})") from None
+        config = deep_merge(config, layer)
+    validate_config(config, " + ".join(map(str, paths)))
+    return config
+
+
+def cmd_weights_list(args: argparse.Namespace) -> None:
+    from stg.weights_registry import format_weights_table, list_weights
+
+    print(format_weights_table(list_weights(_layered_config(args.configfile) if args.configfile else None)))
+
+
+def cmd_train_segmenter(args: argparse.Namespace) -> None:
+    from stg.models import training_settings
+    from stg.settings import validate_section
+    from stg.train.stage import train_segmenter
+
+    given = _settings(args.settings)
+    validate_section("#/$defs/segmenter_training", given, "--settings: key 'training.segmenter")
+    settings = training_settings({"training": {"segmenter": given}}, "segmenter")
+    data, validation = _json_list(args.data, "--data"), _json_list(args.validation, "--validation")
+    if not data:
+        raise InputError("--data", "no training data: give at least one {root, layout, split}")
+    train_segmenter(settings, data, args.out, args.work or args.out.parent / ".work" / args.out.name, key=args.key,
+                    validation=validation, device=args.device or settings["device"])
+
+
+def _json_list(text: str | None, option: str) -> list[dict[str, Any]]:
+    """--data / --validation: a JSON list of {root, layout, split[, resolution][, flow: {video: store}]}."""
+    value = _settings(text) if text else []
+    if not isinstance(value, list) or not all(isinstance(v, dict) and {"root", "layout", "split"} <= set(v)
+                                              for v in value):
+        raise InputError(option, "expected a JSON list of {root, layout, split[, flow]} objects")
+    return value
+
+
 def cmd_results(args: argparse.Namespace) -> None:
     from stg.results import write_run
 
@@ -100,7 +151,8 @@ def _add_stage_parser(commands: Any, stage: Stage) -> None:
     if stage.reads_video:
         _add_dataset_args(parser)
     for role in stage.store_roles:
-        parser.add_argument(f"--{role.replace('_', '-')}", required=True, type=Path, help=f"{role} store of the video")
+        parser.add_argument(f"--{role.replace('_', '-')}", required=role not in stage.either_roles, type=Path,
+                            help=f"{role} store of the video")
     for option in stage.options:
         parser.add_argument(option.flag, **option.kwargs)
     parser.add_argument("--settings", help=f"stage settings as JSON or @file (config's stages.{stage.name}; "
@@ -150,6 +202,27 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--out", required=True, type=Path, help="folder for the CSVs and metrics.json")
     metrics.add_argument("--processes", type=int, default=2)
     metrics.set_defaults(func=cmd_metrics)
+
+    weights = commands.add_parser("weights", help="pretrained weights files the project knows")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    listing = weights_commands.add_parser("list", help="each known file: status (sha256 checked), where it is found, "
+                                          "licence, source, the settings that use it")
+    listing.add_argument("--configfile", nargs="+", type=Path, help="config files, layered on config/config.yaml as "
+                         "Snakemake does: their weights path settings are reported as user files (default: every "
+                         "file at its default place)")
+    listing.set_defaults(func=cmd_weights_list)
+
+    train = commands.add_parser("train-segmenter", help="train the RGB + Q DeepLabv3+ segmenter (resumable)")
+    train.add_argument("--settings", help="training settings as JSON or @file (config's training.segmenter; omitted "
+                       "ones take the schema's defaults)")
+    train.add_argument("--data", required=True, help="JSON list of {root, layout, split, flow: {video: flow store}} "
+                       "(without flow: Q is the unwarped previous mask)")
+    train.add_argument("--validation", help="held-out splits, same form as --data: crop J in the history")
+    train.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: the settings' device)")
+    train.add_argument("--work", type=Path, help="resumable checkpoints (default: <out's folder>/.work/<out's name>)")
+    train.add_argument("--key", default="", help="model key recorded in training.json")
+    train.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")
+    train.set_defaults(func=cmd_train_segmenter)
 
     results = commands.add_parser("results", help="write a run folder: palette PNGs, metrics, run.json")
     results.add_argument("--dataset-root", required=True, type=Path)

@@ -84,14 +84,18 @@ def effective_stages(config: dict[str, Any], variant: str) -> dict[str, Any]:
 
 
 def semantic_settings(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that determine a stage's output: the chosen backend's only, no execution or plan knobs."""
+    """The settings that determine a stage's output: the chosen backend's only (a union's: its members' too),
+    no execution or plan knobs."""
     settings = {k: v for k, v in settings.items() if k not in EXECUTION_ONLY and k not in PLAN_ONLY}
     backend = settings.get("backend")
     if backend is not None:
         backend_names = {k for k, v in settings.items() if isinstance(v, dict)}
-        settings = {k: v for k, v in settings.items() if k not in backend_names or k == backend}
-        if isinstance(settings.get(backend), dict):
-            settings[backend] = {k: v for k, v in settings[backend].items() if k not in EXECUTION_ONLY}
+        kept = {backend}
+        if backend == "union" and isinstance(settings.get(backend), dict):
+            kept |= set(settings[backend].get("backends", []))
+        settings = {k: v for k, v in settings.items() if k not in backend_names or k in kept}
+        for name in kept & backend_names:
+            settings[name] = {k: v for k, v in settings[name].items() if k not in EXECUTION_ONLY}
     return settings
 
 
@@ -104,6 +108,35 @@ def stage_key(stage: str, settings: dict[str, Any], upstream: list[str]) -> str:
 
 def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     return copy.deepcopy(config["datasets"][dataset])
+
+
+def dataset_key(config: dict[str, Any], dataset: str) -> str:
+    return stage_key("dataset", dataset_settings(config, dataset), [])
+
+
+def dataset_root(config: dict[str, Any], dataset: str) -> str:
+    """Where a dataset's files are: its `root`, or the synthetic generator's cache folder."""
+    spec = config["datasets"][dataset]
+    if spec["layout"] == "synthetic":
+        return f"cache/{dataset}/dataset/{dataset_key(config, dataset)}"
+    return spec["root"]
+
+
+def dataset_layout(config: dict[str, Any], dataset: str) -> str:
+    layout = config["datasets"][dataset]["layout"]
+    return "davis2017" if layout == "synthetic" else layout
+
+
+def video_names(config: dict[str, Any], dataset: str, split: str) -> list[str]:
+    """A split's videos (synthetic datasets: the names the generator will write)."""
+    spec = config["datasets"][dataset]
+    if spec["layout"] == "synthetic":
+        from stg.datasets.synthetic import video_names as synthetic_names
+
+        return synthetic_names(spec["synthetic"].get("num_videos", 4))
+    from stg.datasets import open_dataset
+
+    return open_dataset(spec["root"], spec["layout"], split, spec.get("resolution", "480p")).video_names()
 
 
 def node_stage(node: str) -> str:
@@ -127,6 +160,15 @@ class RunPlan:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     upstream: dict[str, dict[str, str]] = field(default_factory=dict)
+    segmenter: dict[str, dict[str, Any]] = field(default_factory=dict)  # online graph node -> segment settings
+    models: dict[str, Any] = field(default_factory=dict)  # model name -> stg.models.TrainingPlan it needs
+
+    def model_inputs(self, node: str) -> dict[str, str]:
+        """{'<model>_model': folder} of the trained models a node reads (its settings name their files)."""
+        stage = node_stage(node)
+        reads_segmenter = stage == "segment" or node in self.segmenter
+        return {f"{name}_model": plan.folder for name, plan in self.models.items()
+                if name == "segmenter" and reads_segmenter}
 
     @property
     def nodes(self) -> list[str]:
@@ -147,35 +189,67 @@ def plan_passes(method: str, settings: dict[str, dict[str, Any]]) -> int:
     return int(settings["graph"]["passes"])
 
 
+def graph_is_online(chain: list[str], stages: dict[str, Any]) -> bool:
+    """Whether the run's graph segments its proposals itself (graph.proposals: online): then no segment stage runs."""
+    return "graph" in chain and stage_settings("graph", stages.get("graph", {}))["proposals"] == "online"
+
+
+def stage_roles(stage: str, chain: list[str], online: bool) -> dict[str, str]:
+    """A chain stage's upstream roles; an online graph reads the detect store instead of the segment store."""
+    roles = {name: name for name in STAGE_UPSTREAM[stage]}
+    if stage == "graph" and online:
+        roles = {("detect" if role == "segment" else role): ("detect" if name == "segment" else name)
+                 for role, name in roles.items()}
+    return roles
+
+
 def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run: str = "") -> RunPlan:
     """The run's nodes, their settings (completed with the schema's defaults, so an omitted setting and its
     default give one key) and their keys."""
+    from stg.models import plan_segmenter_training, uses_trained_segmenter, with_trained_segmenter
+
     stages = effective_stages(config, variant)
     method = config["variants"][variant]["method"]
     settings: dict[str, dict[str, Any]] = {"dataset": dataset_settings(config, dataset)}
     keys: dict[str, str] = {"dataset": stage_key("dataset", settings["dataset"], [])}
     upstream: dict[str, dict[str, str]] = {}
+    segmenter: dict[str, dict[str, Any]] = {}
+    models: dict[str, Any] = {}
+
+    chain = list(METHOD_CHAINS[method])
+    online = graph_is_online(chain, stages)
+    if online:
+        chain.remove("segment")
+    segment = stage_settings("segment", stages.get("segment", {}))
+    if ("segment" in chain or online) and uses_trained_segmenter(segment):
+        models["segmenter"] = plan_segmenter_training(config)
+        segment = with_trained_segmenter(segment, models["segmenter"])
 
     def add(node: str, node_settings: dict[str, Any], roles: dict[str, str]) -> None:
         settings[node], upstream[node] = node_settings, roles
         stage = node_stage(node)
-        keys[node] = stage_key(stage, semantic_settings(stage, node_settings), [keys[n] for n in roles.values()])
+        semantic = semantic_settings(stage, node_settings)
+        if stage == "graph" and online:  # the graph segments: the segmenter's settings shape its output
+            segmenter[node] = segment
+            semantic = {**semantic, "segmenter": semantic_settings("segment", segment)}
+        keys[node] = stage_key(stage, semantic, [keys[n] for n in roles.values()])
 
-    chain = METHOD_CHAINS[method]
     for stage in chain:
-        add(stage, stage_settings(stage, stages.get(stage, {})), {name: name for name in STAGE_UPSTREAM[stage]})
+        stage_values = segment if stage == "segment" else stage_settings(stage, stages.get(stage, {}))
+        add(stage, stage_values, stage_roles(stage, chain, online))
     previous = chain[-1]
     for k in range(2, plan_passes(method, settings) + 1):
         for stage in (s for s in chain if s in PASS_STAGES):
-            roles = {name: f"{name}@{k}" if name in PASS_STAGES and name in chain else name
-                     for name in STAGE_UPSTREAM[stage]}
+            roles = {role: f"{name}@{k}" if name in PASS_STAGES and name in chain else name
+                     for role, name in stage_roles(stage, chain, online).items()}
             node_settings = settings[stage]
             if stage == "warp":
                 node_settings = {**node_settings, "source": "previous_pass"}
                 roles[PREVIOUS_LABELS] = previous
             add(f"{stage}@{k}", node_settings, roles)
         previous = f"{chain[-1]}@{k}"
-    return RunPlan(run or f"{dataset}_{split}__{variant}", dataset, split, variant, method, settings, keys, upstream)
+    return RunPlan(run or f"{dataset}_{split}__{variant}", dataset, split, variant, method, settings, keys, upstream,
+                   segmenter, models)
 
 
 def parse_run_name(config: dict[str, Any], run: str) -> tuple[str, str, str]:

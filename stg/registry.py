@@ -13,20 +13,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stg.devices import uses_gpu
 from stg.errors import InputError
 from stg.settings import stage_schema, stage_settings
 
 
 @dataclass(frozen=True)
 class Backend:
-    """One registered backend: where its class lives, and whether it takes the stage's `device` (torch)."""
+    """One registered backend: where its class lives, and whether it takes the stage's `device` (torch).
+
+    `build` and `gpu` ('module:function') replace the defaults for backends that are not one class on
+    one torch device: `build(settings, device)` constructs it from the stage's whole settings (e.g. a
+    union of other backends), `gpu(values, device, setting)` says whether its job holds a GPU (e.g. an
+    ONNX Runtime model: only with the CUDA provider).
+    """
 
     target: str  # "package.module:Class"
     device: bool = False
+    build: str | None = None
+    gpu: str | None = None
 
-    def load(self) -> Any:
-        module, _, name = self.target.partition(":")
+    def load(self, target: str | None = None) -> Any:
+        module, _, name = (target or self.target).partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def holds_gpu(self, values: Mapping[str, Any], device: str, setting: str) -> bool:
+        """Whether a job with the stage's completed settings `values` and this device spec holds a GPU."""
+        if self.gpu is not None:
+            return bool(self.load(self.gpu)(values, device, setting))
+        return self.device and uses_gpu(device, setting)
 
 
 def chosen_backend(stage: str, settings: Mapping[str, Any], registry: Mapping[str, Backend], kind: str) -> str:
@@ -46,9 +61,11 @@ def build_backend(stage: str, kind: str, registry: Mapping[str, Backend], settin
     configuration (settings, device, weights) fails here, at job start, before any input is read.
     """
     name = chosen_backend(stage, settings, registry, kind)
+    entry = registry[name]
+    if entry.build is not None:
+        return entry.load(entry.build)(settings, device)
     values = stage_settings(stage, dict(settings))
     options = dict(values[name])
-    entry = registry[name]
     if entry.device:
         options["device"] = values["device"] if device is None else device
     return entry.load()(**options)

@@ -88,6 +88,8 @@ def store_identities(stores: dict[str, list[str]]) -> dict[str, Any]:
             attrs = open_store(Path(paths[0])).attrs.asdict()
             identities[stage] = {"backend": attrs.get("backend"), "key": attrs.get("key"),
                                  "settings": attrs.get("settings"), "source": attrs.get("source")}
+            if attrs.get("segmenter"):  # an online graph's own segmenter (weights identity)
+                identities[stage]["segmenter"] = attrs["segmenter"]
     return identities
 
 

@@ -114,6 +114,15 @@ def stage_settings(stage: str, values: Any, source: str | None = None) -> dict[s
     return complete(stage_schema(stage), values)
 
 
+def validate_section(ref: str, values: Any, where: str) -> None:
+    """Validate a config section other than a stage (e.g. '#/$defs/segmenter_training'); errors name the key."""
+    validator = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": ref})
+    error = first_error(validator, values)
+    if error is not None:
+        location = ".".join(str(part) for part in error.absolute_path)
+        raise InputError(f"{where}{'.' + location if location else ''}'", error.message)
+
+
 def defaults(stage: str) -> dict[str, Any]:
     """Every setting of a stage at its default."""
     return complete(stage_schema(stage), {})

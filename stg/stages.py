@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stg.devices import uses_gpu
 from stg.errors import InputError
 from stg.settings import backend_has_setting, stage_settings
 
@@ -54,6 +53,7 @@ class Stage:
     backends: str | None = None  # module whose BACKENDS registry the stage's `backend` setting chooses from
     backend_kind: str = ""  # what its backends are, for messages (default: the stage name)
     options: tuple[Option, ...] = ()
+    either_roles: tuple[str, ...] = ()  # store roles that the settings may replace (not required on the CLI)
     builds_backend: Callable[[dict[str, Any]], bool] = _always  # given the completed settings
 
     @property
@@ -74,9 +74,9 @@ class Stage:
             return False
         values = stage_settings(self.name, settings)
         entry = self.registry().get(values["backend"])
-        if entry is None or not entry.device or not self.builds_backend(values):
+        if entry is None or not self.builds_backend(values):
             return False
-        return uses_gpu(device, f"stages.{self.name}.device")
+        return entry.holds_gpu(values, device, f"stages.{self.name}.device")
 
 
 @dataclass
@@ -212,9 +212,37 @@ def run_graph(job: Job) -> None:
 
         torch.set_num_threads(job.args.threads)  # OpenMP threads beyond the job's cores spin and collapse throughput
     features = job.backend() if graph_needs_features(job.settings) else None
+    segmenter, segment_settings = None, None
+    if job.settings["proposals"] == "online":  # the segmenter runs in the frame loop on the detect store's boxes
+        from stg.segment.backends import make_segment_backend
+
+        if job.args.detect is None or job.args.segment_settings is None:
+            raise InputError("--detect", "graph proposals 'online' segment the detect store's boxes: give --detect "
+                             "and --segment-settings (config's stages.segment)")
+        segment_settings = stage_settings("segment", json_argument(job.args.segment_settings, "--segment-settings"),
+                                          source="--segment-settings")
+        segmenter = make_segment_backend(segment_settings, job.runtime.get("device"))
+        proposals = open_store(job.args.detect, "detect")
+    else:
+        if job.args.segment is None:
+            raise InputError("--segment", "graph proposals 'cached' read the segment store: give --segment")
+        proposals = open_store(job.args.segment, "segment")
     video = job.video()
-    compute_graph_store(video, open_store(job.args.segment, "segment"), open_store(job.args.warp, "warp"),
-                        open_store(job.args.flow, "flow"), features, job.given, job.out, key=job.key)
+    compute_graph_store(video, proposals, open_store(job.args.warp, "warp"), open_store(job.args.flow, "flow"),
+                        features, job.given, job.out, key=job.key, segmenter=segmenter,
+                        segment_settings=segment_settings)
+
+
+def json_argument(text: str, option: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(option, f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise InputError(option, "expected a JSON object")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -230,8 +258,12 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           run_segment, backends="stg.segment.backends"),
     Stage("graph", "STG-Net's spatial and temporal graphs: label maps from the proposals", ("segment", "warp", "flow"),
           run_graph, backends="stg.features.backends", backend_kind="features", builds_backend=graph_needs_features,
+          either_roles=("segment",),
           options=(Option("--threads", {"type": int, "default": 0,
-                                        "help": "torch CPU threads (0: torch's default)"}),)),
+                                        "help": "torch CPU threads (0: torch's default)"}),
+                   Option("--detect", {"type": Path, "help": "proposals online: the detect store of the video"}),
+                   Option("--segment-settings", {"help": "proposals online: the segmenter's settings as JSON "
+                                                 "(config's stages.segment)"}))),
     Stage("propagate", "label maps by arg-max of the warped priors (baseline)", ("warp",), run_propagate,
           reads_video=False),
 )}

@@ -118,14 +118,14 @@ def verified_default(entry: KnownWeights, setting: str | None = None) -> Path:
 
 def resolve_known(weights_id: str, path: str | Path | None, setting: str | None = None) -> Path:
     """The user's file when `path` is set (it must exist), else the verified known file."""
-    entry = known_weights(weights_id)
-    setting = setting or entry.setting
     if path is not None and str(path) != "":
         configured = Path(path).expanduser()
         if not configured.is_file():
-            raise InputError(configured, f"weights file is missing (setting {setting})")
+            named = setting or known_weights(weights_id).setting
+            raise InputError(configured, f"weights file is missing (setting {named})")
         return configured
-    return verified_default(entry, setting)
+    entry = known_weights(weights_id)
+    return verified_default(entry, setting or entry.setting)
 
 
 def _lookup(config: Mapping[str, Any] | None, dotted: str) -> Any:

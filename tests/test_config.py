@@ -65,6 +65,31 @@ def test_semantic_settings_keeps_only_chosen_backend():
     assert semantic_settings("flow", settings) == {"backend": "dis", "dis": {"preset": "fast"}}
 
 
+@pytest.mark.parametrize(("backend", "changes_key"), [("union", True), ("motion", False)])
+def test_a_union_members_settings_are_in_the_detect_key(config, backend, changes_key):
+    variant = next(name for name, spec in config["variants"].items() if spec["method"] == "graph")
+    config["stages"]["detect"].update(backend=backend, union={"backends": ["yolox", "motion"], "batch_size": 8})
+    base = plan_run(config, "demo", "val", variant)
+    changed = copy.deepcopy(config)
+    changed["stages"]["detect"]["yolox"]["score_thresh"] = 0.3
+    changed["stages"]["detect"]["yolox"]["batch_size"] = 1  # execution only, in a member's block too
+    changed["stages"]["detect"]["union"]["batch_size"] = 2
+    other = plan_run(changed, "demo", "val", variant)
+    assert (other.keys["detect"] != base.keys["detect"]) == changes_key
+    assert other.keys["warp"] == base.keys["warp"]
+    batch_only = copy.deepcopy(config)
+    batch_only["stages"]["detect"]["yolox"]["batch_size"] = 1
+    batch_only["stages"]["detect"]["motion"]["batch_size"] = 3
+    assert plan_run(batch_only, "demo", "val", variant).keys == base.keys
+
+
+def test_semantic_settings_of_a_union_keep_its_members_blocks():
+    settings = {"backend": "union", "device": "cpu", "union": {"backends": ["yolox", "motion"], "batch_size": 8},
+                "yolox": {"score_thresh": 0.1, "batch_size": 8}, "motion": {"seed": 1}, "mmdet": {"config": None}}
+    assert semantic_settings("detect", settings) == {"backend": "union", "union": {"backends": ["yolox", "motion"]},
+                                                     "yolox": {"score_thresh": 0.1}, "motion": {"seed": 1}}
+
+
 def test_parse_run_name(config):
     assert parse_run_name(config, "demo_val") == ("demo", "val", config["default_variant"])
     assert parse_run_name(config, "davis17_val__propagate") == ("davis17", "val", "propagate")

@@ -65,3 +65,29 @@ def test_changed_detect_setting_changes_only_the_detect_key():
     assert changed.keys["warp"] == plain.keys["warp"] and changed.keys["flow"] == plain.keys["flow"]
     assert changed.keys["segment"] != plain.keys["segment"]  # downstream follows
     assert execution.keys == plain.keys
+
+
+def test_rule_detect_runs_a_union_of_yolox_and_motion(tmp_path):
+    from stg.config import deep_merge
+    from stg.stages import stage_uses_gpu
+    from stg.store import open_store
+
+    union = {"stages": {"detect": {"backend": "union", "union": {"backends": ["yolox", "motion"]}}}}
+    make_workdir(tmp_path, deep_merge(OVERRIDE, union))
+    plan = _plan(_config(union))
+    target = plan.store("detect", "synth00-occlusion")
+    assert target != _detect_target()
+    gpu = int(stage_uses_gpu("detect", plan.settings["detect"], "auto"))  # ONNX Runtime's CUDA provider decides
+    dry = snakemake(tmp_path, "-n", "-p", target, check=False)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"gpu={gpu}" in dry.stdout
+    result = snakemake(tmp_path, target, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    store = open_store(tmp_path / target, "detect")
+    identity = store.attrs["backend"]
+    assert identity["backend"] == "union"
+    assert [member["backend"] for member in identity["members"]] == ["yolox", "motion"]
+    assert identity["members"][0]["weights"]["id"] == "yolox_nano_coco"
+    assert store["offsets"].shape == (7,) and int(store["offsets"][-1]) > 0
+    again = snakemake(tmp_path, "-n", target)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -248,7 +248,7 @@ def test_deeplab_uses_the_prior_channel(mobilenet_checkpoint):
     assert not np.array_equal(with_q[0], with_q[1])
 
 
-@pytest.mark.parametrize("problem", ["missing", "wrong", "none"])
+@pytest.mark.parametrize("problem", ["missing", "wrong", "trained"])
 def test_deeplab_checkpoint_problems_fail_at_start(inputs, tmp_path, capsys, problem):
     _, out, args = inputs
     if problem == "missing":
@@ -259,7 +259,7 @@ def test_deeplab_checkpoint_problems_fail_at_start(inputs, tmp_path, capsys, pro
         weights, expected = tmp_path / "resnet.pt", "does not fit DeepLabV3Plus"
         torch.save(build_deeplab("resnet101").state_dict(), weights)
     else:
-        weights, expected = None, "no checkpoint configured"
+        weights, expected = "trained", "names the train_segmenter stage's model"
     missing_input = ["--detect", str(tmp_path / "no-detect.zarr")]  # never read: the backend fails first
     code = main(["segment", *args, *missing_input, "--settings", json.dumps(_deeplab_settings(weights)),
                  "--device", "cpu", "--out", str(tmp_path / "dl.zarr")])
@@ -280,7 +280,7 @@ def test_deeplab_setting_errors(mobilenet_checkpoint):
         make_segment_backend({"backend": "deeplab", "deeplab": {"encoder": "mobilenet_v2", "input_size": 100,
                                                                 "weights": str(mobilenet_checkpoint)}})
     with pytest.raises(InputError, match="does not fit encoder 'resnet101'"):
-        DeepLabSegmenter(encoder="resnet101", encoder_init="imagenet-deepsort", require_weights=False)
+        DeepLabSegmenter(encoder="resnet101", encoder_init="imagenet-deepsort")
     with pytest.raises(InputError, match="training starts only"):
         DeepLabSegmenter(encoder="mobilenet_v2", encoder_init="imagenet-deepsort", weights=str(mobilenet_checkpoint))
     if not torch.cuda.is_available():

@@ -36,7 +36,7 @@ def test_torchvision_features_load_strictly(wheel_tensors):
 def test_deeplab_encoder_init(wheel_tensors):
     from stg.segment.deeplab import DeepLabSegmenter
 
-    backend = DeepLabSegmenter(encoder="mobilenet_v2", encoder_init="imagenet-deepsort", require_weights=False,
+    backend = DeepLabSegmenter(encoder="mobilenet_v2", encoder_init="imagenet-deepsort",
                                input_size=64, device="cpu")
     names = dict(wheel_tensors)
     first = backend.model.encoder.features[0][0].weight.detach()

@@ -15,7 +15,7 @@ from stg.report import STAGE_ORDER
 from stg.settings import stage_names, stage_schema
 from stg.stages import DATASET, STAGES, runtime_settings, stage_uses_gpu
 
-NOT_STAGES = {"synth", "proposals-report", "metrics", "results"}
+NOT_STAGES = {"synth", "proposals-report", "metrics", "results", "weights", "train-segmenter"}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -36,7 +36,7 @@ def test_stage_command_arguments_come_from_its_row(name):
     stage = STAGES[name]
     flags = _flags(_subparsers(build_parser())[name])
     for role in stage.store_roles:
-        assert flags[f"--{role}"].required
+        assert flags[f"--{role}"].required == (role not in stage.either_roles)
     assert ("--dataset-root" in flags) == stage.reads_video
     assert ("--device" in flags) == ("--batch-size" in flags) == stage.takes_device()
     for option in stage.options:
@@ -89,6 +89,27 @@ def test_torch_backends_use_a_gpu_as_the_device_says(stage, settings):
 @pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
 def test_stages_without_torch_never_hold_a_gpu(stage, settings, device):
     assert not stage_uses_gpu(stage, settings, device)
+
+
+@pytest.mark.parametrize("settings", [{"backend": "yolox"}, {"backend": "union"},  # default union: yolox + motion
+                                      {"backend": "union", "union": {"backends": ["motion", "yolox"]}}])
+def test_onnx_runtime_backends_use_a_gpu_only_with_its_cuda_provider(settings, monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    for device in ("cuda", "cuda:1", "auto", "cpu"):
+        assert not stage_uses_gpu("detect", settings, device)  # torch's CUDA does not matter
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert stage_uses_gpu("detect", settings, "cuda") and stage_uses_gpu("detect", settings, "cuda:1")
+    assert not stage_uses_gpu("detect", settings, "cpu")
+    assert stage_uses_gpu("detect", settings, "auto") == torch.cuda.is_available()
+
+
+def test_a_union_holds_a_gpu_when_a_member_does():
+    torch_member = {"backend": "union", "union": {"backends": ["motion", "torchvision"]}}
+    assert stage_uses_gpu("detect", torch_member, "cuda") and not stage_uses_gpu("detect", torch_member, "cpu")
+    assert stage_uses_gpu("detect", torch_member, "auto") == torch.cuda.is_available()
 
 
 def test_gpu_test_of_a_cpu_backend_does_not_import_torch():

@@ -90,7 +90,7 @@ def test_stage_writes_a_model_loadable_with_weights_only(tiny_dataset, tmp_path)
     from stg.segment.deeplab import build_deeplab
     from stg.weights import load_state_dict_checked
 
-    settings = {"input_size": SIZE, "steps": 3, "batch_size": 2, "lr": 1e-3, "seed": 0}
+    settings = {"input_size": SIZE, "steps": 3, "batch_size": 2, "lr": 1e-3, "seed": 0, "warmup_steps": 0}
     data = [{"root": str(tiny_dataset), "layout": "davis2017", "split": "val"}]
     out = tmp_path / "models" / "segmenter" / "abc"
     train_segmenter(settings, data, out, tmp_path / "work", key="abc", device="cpu")
@@ -107,7 +107,7 @@ def test_stage_writes_a_model_loadable_with_weights_only(tiny_dataset, tmp_path)
 
 def test_missing_split_or_frames_fail_and_leave_nothing(tiny_dataset, tmp_path):
     out = tmp_path / "model"
-    settings = {"input_size": SIZE, "steps": 1, "batch_size": 1, "lr": 1e-3}
+    settings = {"input_size": SIZE, "steps": 1, "batch_size": 1, "lr": 1e-3, "warmup_steps": 0}
     with pytest.raises(InputError, match="nosuch"):
         train_segmenter(settings, [{"root": str(tiny_dataset), "layout": "davis2017", "split": "nosuch"}], out,
                         tmp_path / "work", device="cpu")

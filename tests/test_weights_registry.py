@@ -92,3 +92,33 @@ def test_a_user_path_is_used_as_is_and_must_exist(tmp_path):
     assert resolve_known("yolox_nano_coco", str(mine)) == mine
     with pytest.raises(InputError, match="weights file is missing"):
         resolve_known("yolox_nano_coco", tmp_path / "gone.onnx")
+
+
+def test_cli_lists_the_known_files(capsys):
+    from stg.cli import main
+
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == format_weights_table(list_weights()).strip()
+    assert "yolox_nano_coco" in out.splitlines()[1] and " ok " in out.splitlines()[1]
+
+
+def test_cli_reports_a_configured_user_file_from_layered_configs(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from stg.cli import main
+
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"x")
+    (tmp_path / "override.yaml").write_text(f"stages:\n  detect:\n    yolox:\n      weights: {mine}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["weights", "list", "--configfile", "override.yaml"]) == 0
+    yolox = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("yolox_nano_coco "))
+    assert yolox.split()[1:] == ["user", "file", "setting", "stages.detect.yolox.weights", str(mine)]
+    (tmp_path / "bad.yaml").write_text("stages:\n  detect:\n    yolox:\n      wieghts: x\n")
+    assert main(["weights", "list", "--configfile", "bad.yaml"]) == 2
+    assert "stages.detect.yolox" in capsys.readouterr().err
+    assert main(["weights", "list", "--configfile", "gone.yaml"]) == 2
+    assert "gone.yaml: config file is missing" in capsys.readouterr().err

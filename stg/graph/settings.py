@@ -37,6 +37,8 @@ class GraphSettings(StageSettings):
     memory: str                         # all (the paper) | first_and_window
     memory_window: int
     memory_values: str                  # value maps: the selected masks M^_r (METHOD.md) | the final refined masks
+    proposals: str                      # cached (segment store) | online (segmented in the frame loop with Q_t)
+    q_boxes: bool                       # online: each object's own Q_t box is a proposal too
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GraphSettings:

@@ -17,20 +17,15 @@ from tqdm import tqdm
 
 from stg.datasets import Video, read_first_mask, read_frame
 from stg.features.base import FeatureBackend
+from stg.graph.proposals import CachedProposals, OnlineProposals, ProposalSource
 from stg.graph.settings import GraphSettings
-from stg.graph.tracker import GraphTracker, Proposals
-from stg.store import build_store, check_store_matches, read_ragged, store_path
+from stg.graph.tracker import GraphTracker
+from stg.segment.base import SegmentBackend
+from stg.store import build_store, check_store_matches, store_path
 from stg.warp.ops import one_hot, quantise
 from stg.warp.stage import warp_step
 
 log = logging.getLogger(__name__)
-
-
-def read_proposals(segment: zarr.Group, frame: int, offsets: np.ndarray | None = None) -> Proposals:
-    """Frame t's rows of the segment store, masks as float32 probabilities (`offsets`: read once by the caller)."""
-    return Proposals(np.asarray(read_ragged(segment, "boxes", frame, offsets), dtype=np.float32),
-                     np.asarray(read_ragged(segment, "scores", frame, offsets), dtype=np.float32),
-                     read_ragged(segment, "masks", frame, offsets).astype(np.float32) / 255.0)
 
 
 def check_upstream(video: Video, **stores: zarr.Group) -> None:
@@ -39,18 +34,29 @@ def check_upstream(video: Video, **stores: zarr.Group) -> None:
         check_store_matches(store, f"{name} store {store_path(store)}", video)
 
 
-def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flow: zarr.Group,
+def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, flow: zarr.Group,
                         features: FeatureBackend | None, settings: dict[str, Any], out: Path, key: str = "",
-                        extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write a labels store (`labels` plus the graph's per-frame details) for one video; returns a summary."""
-    check_upstream(video, segment=segment, warp=warp, flow=flow)
+                        extra_attrs: dict[str, Any] | None = None, segmenter: SegmentBackend | None = None,
+                        segment_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a labels store (`labels` plus the graph's per-frame details) for one video; returns a summary.
+
+    `proposals` is the segment store (proposals: cached) or the detect store (online: `segmenter` segments
+    its boxes in the frame loop with the tracked Q_t, seeded as `segment_settings` say).
+    """
+    check_upstream(video, **{str(proposals.attrs.get("stage", "proposals")): proposals}, warp=warp, flow=flow)
     graph = GraphSettings.from_dict(settings)
     first_labels, num_objects = read_first_mask(video)
     height, width = first_labels.shape
     frames = video.frame_names
     count = len(frames)
     warp_settings = dict(warp.attrs.get("settings", {}))
-    offsets = segment["offsets"][:]  # read once: every frame's proposals are read
+    if graph.proposals == "online":
+        if segmenter is None:
+            raise ValueError("online proposals need a segment backend")
+        source: ProposalSource = OnlineProposals(proposals, segmenter, (segment_settings or {}).get("q_mode", "union"),
+                                                 graph.q_boxes)
+    else:
+        source = CachedProposals(proposals)
     tracker = GraphTracker(graph, features, num_objects)
     started = time.perf_counter()
     no_proposal = np.zeros(num_objects, dtype=np.int64)
@@ -59,7 +65,8 @@ def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flo
              "image_size": [height, width], "video": video.name, "num_objects": num_objects, "method": "graph",
              "backend": features.identity() if features is not None else None,
              "upstream": {name: store.attrs.get("key") for name, store in
-                          (("segment", segment), ("warp", warp), ("flow", flow))},
+                          ((proposals.attrs.get("stage"), proposals), ("warp", warp), ("flow", flow))},
+             "segmenter": segmenter.identity() if segmenter is not None and graph.proposals == "online" else None,
              "warp_source": warp.attrs.get("source"), **(extra_attrs or {})}
     log.info("graph %s: %d frames, %d object(s), features %s", video.name, count, num_objects,
              features.name if features is not None else "none")
@@ -85,8 +92,8 @@ def compute_graph_store(video: Video, segment: zarr.Group, warp: zarr.Group, flo
         for t in tqdm(range(1, count), desc=f"graph {video.name}", unit="frame", leave=False):
             warped, _ = warp_step(one_hot(previous, num_objects), flow["backward"][t - 1], flow["forward"][t - 1],
                                   warp_settings)
-            result = tracker.step(t, read_frame(video.frame_paths[t]), read_proposals(segment, t, offsets),
-                                  warped)
+            image = read_frame(video.frame_paths[t])
+            result = tracker.step(t, image, source(t, image, warped), warped)
             previous = result.labels
             labels[t] = result.labels
             soft[t] = quantise(result.soft)

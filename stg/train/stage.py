@@ -40,7 +40,8 @@ def samples_from_settings(settings: dict[str, Any]) -> SegmenterSamples:
 def _load(specs: list[dict[str, Any]]) -> list[list]:
     """The videos of each data entry ({root, layout, split, flow: {video: store}})."""
     return [load_training_split(Path(spec["root"]), spec["layout"], spec["split"],
-                                {name: Path(p) for name, p in spec["flow"].items()} if "flow" in spec else None)
+                                {name: Path(p) for name, p in spec["flow"].items()} if "flow" in spec else None,
+                                spec.get("resolution", "480p"))
             for spec in specs]
 
 
@@ -98,17 +99,22 @@ def write_model(result: TrainResult, out: Path, record: dict[str, Any]) -> None:
 def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: Path, work_dir: Path, key: str = "",
                     validation: list[dict[str, Any]] | None = None, device: str = "auto",
                     stop_after: int | None = None) -> TrainResult:
-    """Train the 4-channel segmenter on `data` (dataset splits + their flow stores) and write `out`."""
+    """Train the 4-channel segmenter on `data` (dataset splits + their flow stores) and write `out`.
+
+    Omitted settings take the schema's defaults (config `training.segmenter`).
+    """
     from stg.devices import resolve_device
+    from stg.models import training_settings
+
+    settings = training_settings({"training": {"segmenter": settings}}, "segmenter")
 
     torch_device = resolve_device(device, "training.segmenter.device")
     recipe, spec = recipe_from_settings(settings), samples_from_settings(settings)
     loaded = _load(data)
     held_out = _load(validation) if validation else []
     videos = [video for group in loaded for video in group]
-    task = SegmenterTask(videos, spec, encoder=settings.get("encoder", "mobilenet_v2"),
-                         encoder_init=settings.get("encoder_init", "imagenet-deepsort"),
-                         dice_weight=settings.get("dice_weight", 1.0),
+    task = SegmenterTask(videos, spec, encoder=settings["encoder"], encoder_init=settings["encoder_init"],
+                         dice_weight=settings["dice_weight"],
                          validation=[video for group in held_out for video in group])
     log.info("train segmenter %s: %d videos, %d samples, %d steps of %d crops on %s", key, len(videos),
              len(task.index), recipe.steps, recipe.batch_size, torch_device)

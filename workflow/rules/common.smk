@@ -1,9 +1,14 @@
 # Every helper of the rules: config validation, run plans, stage keys, paths, video lists, the metrics rule's
 # inputs and the execution-only CLI flags. The other rule files hold rules only.
 import json
+import shlex
 from functools import cache
 
+from stg.config import dataset_layout as config_dataset_layout
+from stg.config import dataset_root as config_dataset_root
 from stg.config import node_stage, parse_run_name, plan_run, semantic_settings, validate_config
+from stg.config import video_names as config_video_names
+from stg.models import plan_segmenter_training
 from stg.stages import stage_uses_gpu  # the rules' resources: gpu=
 
 validate_config(config, "config (config/config.yaml with --config/--configfile overrides)")
@@ -58,14 +63,11 @@ def is_synthetic(ds):
 
 
 def dataset_root(ds):
-    if is_synthetic(ds):
-        key = next(plan.keys["dataset"] for (name, _, _), plan in all_plans().items() if name == ds)
-        return f"cache/{ds}/dataset/{key}"
-    return config["datasets"][ds]["root"]
+    return config_dataset_root(config, ds)
 
 
 def dataset_layout(ds):
-    return "davis2017" if is_synthetic(ds) else config["datasets"][ds]["layout"]
+    return config_dataset_layout(config, ds)
 
 
 def dataset_input(wildcards):
@@ -75,14 +77,7 @@ def dataset_input(wildcards):
 
 @cache
 def video_names(ds, split):
-    if is_synthetic(ds):
-        from stg.datasets.synthetic import video_names as synthetic_names
-
-        return synthetic_names(config["datasets"][ds]["synthetic"].get("num_videos", 4))
-    from stg.datasets import open_dataset
-
-    spec = config["datasets"][ds]
-    return open_dataset(spec["root"], spec["layout"], split, spec.get("resolution", "480p")).video_names()
+    return config_video_names(config, ds, split)
 
 
 @cache
@@ -116,10 +111,47 @@ def upstream_stores(stage):
 
     def stores(wildcards):
         plan, node = plan_node(stage, wildcards.key)
-        return {role: plan.store(name, wildcards.video) for role, name in plan.upstream[node].items()
-                if name != "dataset"}
+        return {**{role: plan.store(name, wildcards.video) for role, name in plan.upstream[node].items()
+                   if name != "dataset"}, **plan.model_inputs(node)}
 
     return stores
+
+
+def store_arguments(stage):
+    """Params function: the job's `--<role> <store>` arguments, shell-quoted (roles differ with the settings, e.g. an
+    online graph reads --detect, not --segment), plus an online graph's --segment-settings."""
+
+    def arguments(wildcards):
+        plan, node = plan_node(stage, wildcards.key)
+        parts = [f"--{role.replace('_', '-')} {shlex.quote(plan.store(name, wildcards.video))}"
+                 for role, name in plan.upstream[node].items() if name != "dataset"]
+        if node in plan.segmenter:
+            segment = semantic_settings("segment", plan.segmenter[node])
+            parts.append(f"--segment-settings {shlex.quote(json.dumps(segment, sort_keys=True))}")
+        return " ".join(parts)
+
+    return arguments
+
+
+def training_uses_gpu(device):
+    """A training job holds a GPU when its device is cuda (or auto on a submit host that sees one)."""
+    from stg.devices import uses_gpu
+
+    return uses_gpu(device, "training.segmenter.device")
+
+
+@cache
+def segmenter_training():
+    return plan_segmenter_training(config)
+
+
+def training_inputs(wildcards):
+    """The train_segmenter job's inputs: every training video's flow store (and generated datasets)."""
+    plan = segmenter_training()
+    if plan.key != wildcards.key:
+        raise ValueError(f"no configured training has segmenter key {wildcards.key}: the cache path is stale")
+    synthetic = {e["root"] for e in plan.data + plan.validation if is_synthetic(e["dataset"])}
+    return [*sorted(synthetic), *plan.flow_stores()]
 
 
 def run_stores(wildcards):
@@ -158,3 +190,4 @@ _SEGMENT = config["stages"].get("segment", {})
 SEGMENT_DEVICE = _SEGMENT.get("device", "auto")
 SEGMENT_BATCH = (_SEGMENT.get("deeplab") or {}).get("batch_size", 0)
 GRAPH_DEVICE = config["stages"].get("graph", {}).get("device", "auto")
+TRAINING_DEVICE = config.get("training", {}).get("segmenter", {}).get("device", "auto")

@@ -13,6 +13,7 @@ rule graph:
         root=lambda wc: dataset_root(wc.ds),
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
+        stores=store_arguments("graph"),
     threads: 1
     resources:
         gpu=lambda wc: int(stage_uses_gpu("graph", plan_for("graph", wc.key).settings["graph"], GRAPH_DEVICE)),
@@ -22,6 +23,6 @@ rule graph:
         "cache/{ds}/benchmarks/graph/{key}/{video}.tsv"
     shell:
         "stg graph --dataset-root {params.root} --layout {params.layout} --split {params.split} "
-        "--video {wildcards.video} --segment {input.segment} --warp {input.warp} --flow {input.flow} "
+        "--video {wildcards.video} {params.stores} "
         "--settings {params.settings:q} --device {GRAPH_DEVICE} --threads {threads} --key {wildcards.key} "
         "--out {output} 2> {log}"
