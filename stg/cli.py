@@ -121,6 +121,10 @@ def cmd_train_segmenter(args: argparse.Namespace) -> None:
     given = _settings(args.settings)
     validate_section("#/$defs/segmenter_training", given, "--settings: key 'training.segmenter")
     settings = training_settings({"training": {"segmenter": given}}, "segmenter")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # OpenMP threads beyond the job's cores spin and collapse throughput
     data, validation = _json_list(args.data, "--data"), _json_list(args.validation, "--validation")
     if not data:
         raise InputError("--data", "no training data: give at least one {root, layout, split}")
@@ -219,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(without flow: Q is the unwarped previous mask)")
     train.add_argument("--validation", help="held-out splits, same form as --data: crop J in the history")
     train.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: the settings' device)")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     train.add_argument("--work", type=Path, help="resumable checkpoints (default: <out's folder>/.work/<out's name>)")
     train.add_argument("--key", default="", help="model key recorded in training.json")
     train.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")

@@ -14,6 +14,7 @@ rule train_segmenter:
         data=lambda wc: json.dumps(segmenter_training().data_arguments(segmenter_training().data)),
         validation=lambda wc: json.dumps(segmenter_training().data_arguments(segmenter_training().validation)),
         work=lambda wc: segmenter_training().work_folder,
+    threads: 2
     resources:
         gpu=lambda wc: int(training_uses_gpu(TRAINING_DEVICE)),
     log:
@@ -22,5 +23,5 @@ rule train_segmenter:
         "cache/models/benchmarks/segmenter/{key}.tsv"
     shell:
         "stg train-segmenter --settings {params.settings:q} --data {params.data:q} "
-        "--validation {params.validation:q} --device {TRAINING_DEVICE} --work {params.work:q} "
+        "--validation {params.validation:q} --device {TRAINING_DEVICE} --threads {threads} --work {params.work:q} "
         "--key {wildcards.key:q} --out {output:q} 2> {log:q}"
