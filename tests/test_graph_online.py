@@ -65,6 +65,10 @@ def test_online_proposals_are_detections_plus_q_boxes(stores, checkpoint):
     assert np.allclose(proposals.boxes[len(q_boxes(warped)):], detections)
     without = OnlineProposals(detect, segmenter, add_q_boxes=False)(1, image, warped)
     assert len(without) == len(detections)
+    far = np.array([[width + 10, height + 10, width + 20, height + 20]], np.float32)  # overlaps nothing
+    assert len(source(1, image, warped, far)) == 0, "boxes that no object's p_t reaches are not segmented"
+    reachable = source(1, image, warped, q_boxes(warped))
+    assert 0 < len(reachable) <= len(proposals)
 
 
 def test_online_graph_by_hand_needs_detect_and_segment_settings(stores, checkpoint, tmp_path, capsys):

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import zarr
 
-from stg.graph.boxes import mask_box
+from stg.graph.boxes import box_iou_matrix, mask_box
 from stg.graph.tracker import Proposals
 from stg.segment.base import SegmentBackend
 from stg.segment.prior import box_priors
@@ -23,8 +23,10 @@ PROPOSAL_SOURCES = ("cached", "online")
 
 
 class ProposalSource(Protocol):
-    def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray) -> Proposals:
-        """Frame t's proposals given its RGB image and the objects' warped masks Q_t (K, H, W) in [0, 1]."""
+    def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray, predicted: np.ndarray | None = None
+                 ) -> Proposals:
+        """Frame t's proposals given its RGB image, the objects' warped masks Q_t (K, H, W) in [0, 1] and their
+        predicted boxes p_t (K, 4), which a source may use to skip proposals no object can take."""
         ...
 
 
@@ -34,7 +36,8 @@ class CachedProposals:
     def __init__(self, segment: zarr.Group) -> None:
         self.segment, self.offsets = segment, segment["offsets"][:]
 
-    def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray) -> Proposals:
+    def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray, predicted: np.ndarray | None = None
+                 ) -> Proposals:
         return Proposals(np.asarray(read_ragged(self.segment, "boxes", frame, self.offsets), dtype=np.float32),
                          np.asarray(read_ragged(self.segment, "scores", frame, self.offsets), dtype=np.float32),
                          read_ragged(self.segment, "masks", frame, self.offsets).astype(np.float32) / 255.0)
@@ -54,13 +57,19 @@ class OnlineProposals:
         self.detect, self.offsets = detect, detect["offsets"][:]
         self.segmenter, self.q_mode, self.add_q_boxes, self.q_box_score = segmenter, q_mode, add_q_boxes, q_box_score
 
-    def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray) -> Proposals:
+    def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray, predicted: np.ndarray | None = None
+                 ) -> Proposals:
         boxes = np.asarray(read_ragged(self.detect, "boxes", frame, self.offsets), dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(read_ragged(self.detect, "scores", frame, self.offsets), dtype=np.float32)
         if self.add_q_boxes:
             own = q_boxes(warped)
             boxes = np.concatenate([own, boxes])
             scores = np.concatenate([np.full(len(own), self.q_box_score, np.float32), scores])
+        if predicted is not None and len(boxes):
+            # A box overlapping no object's p_t joins no graph (stg.graph.motion.assign_proposals): not segmenting
+            # it changes no result and saves most of the segmenter's time.
+            reachable = box_iou_matrix(boxes, predicted).max(axis=1, initial=0.0) > 0
+            boxes, scores = boxes[reachable], scores[reachable]
         if len(boxes) == 0:
             return Proposals(boxes, scores, np.zeros((0, *image.shape[:2]), np.float32))
         planes, plane_of_box = box_priors(warped, boxes, self.q_mode)
