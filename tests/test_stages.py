@@ -67,8 +67,10 @@ def test_every_stage_has_a_schema_section_and_its_registry_matches_the_schema():
     ("detect", {"backend": "torchvision"}),
     ("detect", {"backend": "mmdet"}),
     ("segment", {"backend": "deeplab"}),
+    ("segment", {}),  # the default: deeplab
     ("graph", {}),
     ("graph", {"backend": "resnet", "temporal": False}),
+    ("graph", {"temporal": False, "spatial": False}),  # no features CNN, but online proposals run the segmenter
 ])
 def test_torch_backends_use_a_gpu_as_the_device_says(stage, settings):
     assert stage_uses_gpu(stage, settings, "cuda")
@@ -80,9 +82,9 @@ def test_torch_backends_use_a_gpu_as_the_device_says(stage, settings):
 @pytest.mark.parametrize(("stage", "settings"), [
     ("flow", {}),  # dis
     ("detect", {"backend": "motion"}),
-    ("segment", {}),  # grabcut
-    ("graph", {"temporal": False, "spatial": False}),  # no features CNN is loaded
-    ("graph", {"temporal": False, "spatial_iterations": 0}),
+    ("segment", {"backend": "grabcut"}),  # named: the default is deeplab (torch)
+    ("graph", {"temporal": False, "spatial": False, "proposals": "cached"}),  # no features CNN, no segmenter
+    ("graph", {"temporal": False, "spatial_iterations": 0, "proposals": "cached"}),
     ("warp", {}),
     ("propagate", {}),
 ])
@@ -115,7 +117,7 @@ def test_a_union_holds_a_gpu_when_a_member_does():
 def test_gpu_test_of_a_cpu_backend_does_not_import_torch():
     code = ("import sys; from stg.stages import stage_uses_gpu; "
             "assert not stage_uses_gpu('flow', {'backend': 'dis'}, 'auto'); "
-            "assert not stage_uses_gpu('graph', {'temporal': False, 'spatial': False}, 'auto'); "
+            "assert not stage_uses_gpu('graph', {'temporal': False, 'spatial': False, 'proposals': 'cached'}, 'auto'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -35,12 +35,19 @@ def test_shipped_files_match_their_hashes_and_are_package_data():
     shipped = [entry for entry in KNOWN if entry.home == SHIPPED]
     assert shipped
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["stg"]
+    patterns = [f"stg/{p}" for p in package_data]
     for entry in shipped:
         path = registry.SHIPPED_DIR / entry.file
-        assert file_sha256(path) == entry.sha256
-        assert any(path.match(pattern) for pattern in (f"stg/{p}" for p in package_data))
-    notice = (registry.SHIPPED_DIR / "README.md").read_text()
-    assert all(entry.file in notice and entry.sha256 in notice for entry in shipped)
+        assert file_sha256(path) == entry.sha256, entry.file   # the registry's hash, not one written here
+        assert any(path.match(pattern) for pattern in patterns)
+    for path in registry.SHIPPED_DIR.iterdir():   # e.g. a model's training record beside it ships too
+        assert any(path.match(pattern) for pattern in patterns), path.name
+    notice = (registry.SHIPPED_DIR / "README.md").read_text().splitlines()
+    for entry in shipped:   # one notice row per file; a hash it states must be the registry's (else it defers)
+        rows = [line for line in notice if line.startswith(f"| `{entry.file}` |")]
+        assert len(rows) == 1, entry.file
+        stated = rows[0].rstrip(" |").rsplit("|", 1)[-1].strip()
+        assert stated in (f"`{entry.sha256}`", "see `stg weights list`"), (entry.file, stated)
     assert (registry.SHIPPED_DIR / "LICENSE-Apache-2.0.txt").is_file()
 
 
