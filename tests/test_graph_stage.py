@@ -18,7 +18,7 @@ from stg.graph.tracker import Q_NODE
 from stg.store import build_store, open_store
 
 # Every test here reads a segment store built from the ground truth: the cached-proposal graph.
-CACHED = {"proposals": "cached"}
+CACHED = {"proposals": "cached", "threshold": 0.2}  # the paper's cached chain and thr
 MINIMAL = {**CACHED, "spatial": False, "temporal": False}  # no CNN: the fastest configuration
 
 
@@ -183,7 +183,7 @@ def test_cli_graph(upstream):
     _, out, labels, num_objects, common = upstream
     args = ["graph", *common, "--segment", str(out / "segment.zarr"), "--warp", str(out / "warp.zarr"),
             "--flow", str(out / "flow.zarr"), "--device", "cpu", "--key", "abc", "--out", str(out / "cli.zarr"),
-            "--settings", '{"proposals": "cached", "spatial": false, "temporal": false}']
+            "--settings", '{"proposals": "cached", "threshold": 0.2, "spatial": false, "temporal": false}']
     assert main(args) == 0
     store = open_store(out / "cli.zarr", "labels")
     assert store.attrs["key"] == "abc"

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 # These tests follow the cached-proposal chain's stores (segment stage, then graph): the weight-free chain is pinned
 # for every variant, Table 4's too (the defaults are the learned, online chain: see default_chain below).
-WEIGHTFREE = {"detect": {"backend": "motion"}, "segment": {"backend": "grabcut"}, "graph": {"proposals": "cached"}}
+WEIGHTFREE = {"detect": {"backend": "motion"}, "segment": {"backend": "grabcut"},
+              "graph": {"proposals": "cached", "threshold": 0.2}}
 # The config's default chain (detect, segment and proposals settings of config/config.yaml), as a variant.
 CONFIG_STAGES = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["stages"]
 DEFAULT_CHAIN = {"detect": {"backend": CONFIG_STAGES["detect"]["backend"]},

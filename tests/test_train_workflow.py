@@ -20,7 +20,7 @@ OVERRIDE = {
         "online": {"method": "graph", "description": "graph segments the detect boxes itself with the trained model",
                    "stages": {"segment": TRAINED_SEGMENTER, "graph": {"proposals": "online", "temporal": False}}},
         "cached": {"method": "graph", "description": "segment stage with the trained model, then the graph",
-                   "stages": {"segment": TRAINED_SEGMENTER, "graph": {"temporal": False}}},
+                   "stages": {"segment": TRAINED_SEGMENTER, "graph": {"proposals": "cached", "temporal": False}}},
     },
     "default_variant": "online",
 }
