@@ -102,6 +102,7 @@ def test_stage_writes_a_model_loadable_with_weights_only(tiny_dataset, tmp_path)
     assert record["steps"] == 3 and record["key"] == "abc"
     assert record["data"][0]["videos"] and all(n > 0 for n in record["data"][0]["videos"].values())
     assert {"torch", "python"} <= set(record["packages"]) and record["wall_seconds"] > 0
+    assert "commit" in record
     assert not (tmp_path / "work").exists(), "the resumable work folder is removed once the model is written"
 
 

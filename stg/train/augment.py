@@ -11,14 +11,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from stg.graph.boxes import mask_box as tight_box
+
 
 def mask_box(mask: np.ndarray, level: float = 0.5) -> np.ndarray | None:
-    """xyxy pixel-edge box of mask >= level, or None when empty."""
-    rows = np.flatnonzero((mask >= level).any(axis=1))
-    if rows.size == 0:
-        return None
-    columns = np.flatnonzero((mask >= level).any(axis=0))
-    return np.array([columns[0], rows[0], columns[-1] + 1, rows[-1] + 1], dtype=np.float32)
+    """xyxy pixel-edge box of mask >= level (stg.graph.boxes.mask_box), or None when empty."""
+    box = tight_box(mask >= level)
+    return None if np.isnan(box[0]) else box
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, shift: float, scale: float) -> np.ndarray:

@@ -63,6 +63,20 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
+def _source_commit() -> str | None:
+    """The git commit of the code that trained (with '-dirty' for uncommitted edits), when run from a checkout."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
 def plot_curve(history: list[dict[str, float]], path: Path) -> None:
     """Loss (left axis) and held-out crop J (right axis) against steps."""
     from matplotlib.figure import Figure
@@ -128,6 +142,7 @@ def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: P
         "encoder_init": task.encoder_identity, "history": result.history, "steps": result.steps,
         "wall_seconds": round(result.wall_seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1),
         "resumed_from": result.resumed_from, "device": result.device, "packages": _package_versions(),
+        "commit": _source_commit(),
         "crops_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2),
     }
     write_model(result, Path(out), record)
