@@ -81,9 +81,17 @@ def cmd_proposals_report(args: argparse.Namespace) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
+    import shutil
+
     from stg.metrics.evaluate import run_metrics
 
-    run_metrics(args.davis_root, args.results, args.set, args.out, processes=args.processes)
+    created = not args.out.exists()
+    try:
+        run_metrics(args.davis_root, args.results, args.set, args.out, processes=args.processes)
+    except BaseException:
+        if created and args.out.is_dir():  # the folder this run made, with at most part of its files
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
 
 
 def _layered_config(paths: list[Path]) -> dict[str, Any]:
@@ -241,14 +249,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_location(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output whose folder cannot be made or written: the nearest existing folder
+    above it must be a folder (not a file) and writable; the error names the path and the problem."""
+    import os
+
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        if parent.is_symlink():
+            raise InputError(path, f"{option} cannot be written: {parent} is a broken link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(path, f"{option} cannot be written: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(path, f"{option} cannot be written: folder {parent} is not writable (permissions or a "
+                         "read-only file system)")
+
+
+def os_error_message(error: OSError, out: Path | None) -> str:
+    """One line for an OSError: the file, the problem and, for a full disk or a read-only place, the output."""
+    import errno
+
+    where = error.filename or out or "?"
+    problem = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        target = f"writing {out}" if out is not None else "writing"
+        return f"{where}: {problem} ({target}); free space and rerun"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}: {problem}; check that the folder is writable"
+    if error.errno == errno.ENOTDIR:
+        return f"{where}: {problem} (a file stands where a folder is needed)"
+    return f"{where}: {problem}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    out = getattr(args, "out", None)
     try:
+        for option in ("out", "work"):
+            if getattr(args, option, None) is not None:
+                check_output_location(getattr(args, option), f"--{option}")
         args.func(args)
     except (InputError, StoreError) as error:
         print(f"stg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a read-only folder, ...: one line, no traceback
+        log.debug("traceback", exc_info=True)  # -v shows where it came from
+        print(f"stg {args.command}: error: {os_error_message(error, out)}", file=sys.stderr)
         return 2
     return 0
 

@@ -18,4 +18,21 @@ class InputError(Exception):
 
 
 class StoreError(Exception):
-    """A cached store is missing, incomplete or from an incompatible schema version."""
+    """A cached store is missing, incomplete, damaged or from an incompatible schema version."""
+
+
+class DamagedStoreError(StoreError):
+    """A finished store whose files no longer match what its writer recorded (a deleted, truncated or altered chunk,
+    a missing array): the message names the store, the array, the frames the damaged chunk holds and how to
+    recompute the store."""
+
+    def __init__(self, store: str | Path, array: str, problem: str, frames: str = "", rule: str = "") -> None:
+        self.store, self.array, self.problem, self.frames, self.rule = str(store), array, problem, frames, rule
+        where = (f"array '{array}'" if array else "chunk record") + (f", {frames}" if frames else "")
+        fix = f"delete it (rm -r {store}) and rerun the workflow, which rebuilds it"
+        if rule:
+            fix += f" (snakemake --forcerun {rule} recomputes every {rule} store)"
+        super().__init__(f"{store}: damaged store: {where}: {problem}; recompute it: {fix}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (DamagedStoreError, (self.store, self.array, self.problem, self.frames, self.rule))

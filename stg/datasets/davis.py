@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from stg.datasets.images import list_annotations, list_frames, natural_key, read_frame_image, read_label_png
+from stg.datasets.names import check_video_name
 from stg.errors import InputError
-from stg.palette import read_png_labels
 
 VOID_LABEL = 255
 LAYOUTS = ("davis2017", "davis2016")
@@ -24,6 +24,7 @@ class Video:
     layout: str
     frame_paths: tuple[Path, ...]
     annotation_paths: dict[str, Path] = field(default_factory=dict)
+    annotation_folder: Path | None = None  # where a missing annotation is expected (messages only)
 
     @property
     def frame_names(self) -> list[str]:
@@ -31,10 +32,12 @@ class Video:
 
     @property
     def first_annotation(self) -> Path:
-        first = self.frame_paths[0].stem
-        if first not in self.annotation_paths:
-            raise InputError(self.frame_paths[0], "the first frame has no annotation (needed to know the objects)")
-        return self.annotation_paths[first]
+        first = self.frame_paths[0]
+        if first.stem not in self.annotation_paths:
+            expected = (self.annotation_folder or first.parent) / f"{first.stem}.png"
+            raise InputError(expected, f"annotation is missing: the first frame has no annotation (needed to know "
+                             f"the objects); expected this file for frame {first}")
+        return self.annotation_paths[first.stem]
 
 
 @dataclass(frozen=True)
@@ -60,19 +63,25 @@ class Dataset:
         """Read once: DAVIS 2016 videos are looked up in the split file one by one."""
         if not self.split_file.is_file():
             raise InputError(self.split_file, f"split file for split '{self.split}' is missing")
-        lines = [line.strip() for line in self.split_file.read_text().splitlines() if line.strip()]
+        try:
+            text = self.split_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(self.split_file, f"split file is not UTF-8 text ({error}): its video names cannot be "
+                             "read") from None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         if not lines:
             raise InputError(self.split_file, "split file is empty: no sequences listed")
         return tuple(lines)
 
     def video_names(self) -> list[str]:
-        """Sequence names in the split file's order (the official toolkit's row order)."""
+        """Sequence names in the split file's order (the official toolkit's row order); a name that cannot be a
+        folder and a command-line argument (stg.datasets.names) is an InputError naming the split file."""
         lines = self._split_lines()
         if self.layout == "davis2017":
-            return lines
+            return [check_video_name(line, self.split_file) for line in lines]
         names: list[str] = []
         for line in lines:
-            name = Path(line.split()[0]).parent.name
+            name = check_video_name(Path(line.split()[0]).parent.name, self.split_file)
             if name not in names:
                 names.append(name)
         return names
@@ -96,33 +105,34 @@ class Dataset:
 
     def _video_2017(self, name: str) -> Video:
         image_dir, annotation_dir = self._folders(name)
-        frames = tuple(sorted(image_dir.glob("*.jpg")))
-        if not frames:
-            raise InputError(image_dir, "video is empty: no .jpg frames")
-        annotations = {path.stem: path for path in sorted(annotation_dir.glob("*.png"))}
-        video = Video(name, self.layout, frames, annotations)
+        frames = list_frames(image_dir)  # natural order, any-case .jpg/.jpeg (stg.datasets.images)
+        video = Video(name, self.layout, frames, list_annotations(annotation_dir), annotation_dir)
         _ = video.first_annotation
         return video
 
     def _video_2016(self, name: str) -> Video:
         image_dir, annotation_dir = self._folders(name)
-        frames: list[Path] = []
-        annotations: dict[str, Path] = {}
+        frames: dict[str, Path] = {}
+        listed: dict[str, Path] = {}  # frame stem -> its annotation as listed, whether or not it exists
         for line in self._split_lines():
             parts = line.split()
             if Path(parts[0]).parent.name != name:
                 continue
             frame = self.root / parts[0].lstrip("/")
+            if frame.stem in frames:
+                raise InputError(self.split_file, f"sequence '{name}' lists frame '{frame.stem}' twice "
+                                 f"({frames[frame.stem]} and {frame})")
             if not frame.is_file():
                 raise InputError(frame, f"frame listed in {self.split_file} is missing")
-            frames.append(frame)
+            frames[frame.stem] = frame
             if len(parts) > 1:
-                annotation = self.root / parts[1].lstrip("/")
-                if annotation.is_file():
-                    annotations[annotation.stem] = annotation
+                listed[frame.stem] = self.root / parts[1].lstrip("/")
         if not frames:
             raise InputError(image_dir, "video is empty: no frames listed")
-        video = Video(name, self.layout, tuple(frames), annotations)
+        ordered = tuple(sorted(frames.values(), key=lambda path: (natural_key(path.stem), path.name)))
+        annotations = {path.stem: path for path in listed.values() if path.is_file()}
+        first = listed.get(ordered[0].stem)
+        video = Video(name, self.layout, ordered, annotations, first.parent if first else annotation_dir)
         _ = video.first_annotation
         return video
 
@@ -140,13 +150,8 @@ def open_dataset(root: str | Path, layout: str, split: str, resolution: str = "4
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """An RGB uint8 image; a missing or undecodable file is an InputError."""
-    if not Path(path).is_file():
-        raise InputError(path, "frame image is missing")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(path, "frame image is corrupt or not an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An RGB uint8 image; a missing, truncated or undecodable file is an InputError (stg.datasets.images)."""
+    return read_frame_image(path)
 
 
 def read_frames(video: Video) -> np.ndarray:
@@ -164,12 +169,16 @@ def read_frames(video: Video) -> np.ndarray:
 
 
 def frame_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image without decoding all of it."""
+    """(H, W) of an image without decoding all of it, as read_frame returns it (EXIF rotation applied)."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             width, height = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # orientation tags that turn the image a quarter
+                width, height = height, width
+    except FileNotFoundError:
+        raise InputError(path, "frame image is missing") from None
     except (OSError, SyntaxError) as error:
         raise InputError(path, f"frame image is corrupt or not an image ({error})") from None
     return height, width
@@ -182,7 +191,7 @@ def read_annotation(path: Path, layout: str, shape: tuple[int, int] | None = Non
     DAVIS 2016 masks are binary greyscale (0/255) and hold one object; DAVIS 2017 masks are
     palette PNGs whose pixel value is the object id.
     """
-    values, mode = read_png_labels(path)
+    values, mode = read_label_png(path)
     if values.ndim != 2:
         raise InputError(path, f"annotation must be a single-channel PNG, got mode {mode}")
     if shape is not None and values.shape != tuple(shape):

@@ -7,14 +7,33 @@ naming the file.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from stg.datasets import VOID_LABEL, Dataset, read_first_mask
+from stg.datasets.images import check_png_end, natural_key, read_label_png
 from stg.errors import InputError
 from stg.metrics.decode import read_labels_once
+
+log = logging.getLogger(__name__)
+_SHOWN = 8  # names quoted in a warning
+
+
+def read_mask(path: Path) -> tuple[np.ndarray, str]:
+    """A mask PNG's values and mode: checked complete (its IEND chunk), decoded once, fast where possible.
+
+    The checks and the 16-bit rule are stg.datasets.images' (the decoder every stage uses): a truncated
+    file is an InputError even where PIL would decode it, a binary 16-bit mask reads as 0/1 and another
+    16-bit one is an InputError saying which values it holds.
+    """
+    check_png_end(path)
+    values, mode = read_labels_once(path)
+    if mode.startswith("I"):  # 16-bit greyscale, clipped to 8 bits by the fallback decoder: read it properly
+        values, mode = read_label_png(path)
+    return values, mode
 
 
 def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarray:
@@ -25,7 +44,7 @@ def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarra
     become 0/1, and greyscale+alpha is accepted there: DAVIS 2016 itself ships one such file
     (bear/00077.png, opaque alpha), which `read_annotation` rejects.
     """
-    values, mode = read_labels_once(path)
+    values, mode = read_mask(path)
     if layout == "davis2016" and mode == "LA" and values.ndim == 3:
         values = values[:, :, 0]
     if values.ndim != 2:
@@ -44,7 +63,7 @@ def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarra
 
 def read_result_labels(path: Path, shape: tuple[int, int], num_objects: int) -> np.ndarray:
     """Result label map; a label above K, a wrong size or a multi-channel PNG is an InputError."""
-    values, mode = read_labels_once(path)
+    values, mode = read_mask(path)
     if values.ndim != 2:
         raise InputError(path, f"result must be a single-channel (palette) PNG, got mode {mode}")
     if values.shape != tuple(shape):
@@ -70,8 +89,45 @@ class SequencePlan:
     result_paths: tuple[Path, ...]
 
 
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
+
+
+def unknown_sequence_folders(dataset: Dataset, results_dir: Path) -> list[str]:
+    """Folders of results_dir that the split does not list (they are not scored), each named in a warning.
+
+    Files (the official toolkit writes its CSVs there) and hidden entries are not sequences and pass quietly.
+    """
+    listed = set(dataset.video_names())
+    unknown = sorted((entry.name for entry in Path(results_dir).iterdir()
+                      if entry.is_dir() and not entry.name.startswith(".") and entry.name not in listed),
+                     key=natural_key)
+    if unknown:
+        log.warning("%s: %d folder(s) are not sequences of split '%s' and are not scored: %s", results_dir,
+                    len(unknown), dataset.split, _listing(unknown))
+    return unknown
+
+
+def _unknown_result_frames(result_folder: Path, frames: list[str]) -> None:
+    """Warn about result PNGs named after no frame of the sequence (not scored: a naming mistake, usually)."""
+    known = set(frames)
+    unknown = sorted((entry.name for entry in result_folder.iterdir()
+                      if entry.suffix.lower() == ".png" and not entry.name.startswith(".")
+                      and (entry.suffix != ".png" or entry.stem not in known)), key=natural_key)
+    if unknown:
+        log.warning("%s: %d PNG(s) are named after no frame of the sequence and are not scored: %s (frames are "
+                    "named %s ... %s)", result_folder, len(unknown), _listing(unknown), frames[0], frames[-1])
+
+
 def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePlan:
-    """Check that every file needed exists (reading no result PNG) and read K from the first GT."""
+    """Check that every file needed exists (reading no result PNG) and read K from the first GT.
+
+    Planning the split's first sequence also warns about results_dir's folders that no sequence of the
+    split owns; every sequence warns about its result PNGs that no frame owns.
+    """
+    if name == dataset.video_names()[0] and Path(results_dir).is_dir():
+        unknown_sequence_folders(dataset, results_dir)
     video = dataset.video(name)
     names = video.frame_names
     if len(names) < 3:
@@ -81,14 +137,15 @@ def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePla
     result_folder = results_dir / video.name
     if not result_folder.is_dir():
         raise InputError(result_folder, f"result folder of sequence '{video.name}' is missing")
+    _unknown_result_frames(result_folder, names)
+    annotation_folder = video.annotation_folder or dataset.root / "Annotations" / dataset.resolution / video.name
     scored = tuple(names[1:-1])
     gt_paths: list[Path] = []
     result_paths: list[Path] = []
     for frame in scored:
         gt_path = video.annotation_paths.get(frame)
         if gt_path is None:
-            expected = dataset.root / "Annotations" / dataset.resolution / video.name / f"{frame}.png"
-            raise InputError(expected, "ground-truth annotation of a scored frame is missing")
+            raise InputError(annotation_folder / f"{frame}.png", "ground-truth annotation of a scored frame is missing")
         result_path = result_folder / f"{frame}.png"
         if not result_path.is_file():
             raise InputError(result_path, "result frame is missing")

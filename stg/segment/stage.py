@@ -23,7 +23,7 @@ from stg.proposals_report import ReportAccumulator, ground_truth_frames
 from stg.segment.base import SegmentBackend
 from stg.segment.prior import box_priors
 from stg.settings import StageSettings
-from stg.store import build_store, check_store_matches
+from stg.store import build_store, check_store_matches, read_array
 from stg.warp.ops import dequantise
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ def compute_segment_store(video: Video, detect: zarr.Group, warp: zarr.Group, ba
     """Write the store; returns the proposal report (None when the video has no ground truth to score)."""
     height, width = check_inputs(video, detect, warp, detect_path, warp_path)
     q_mode = SegmentSettings.from_dict(settings).q_mode
-    offsets = detect["offsets"][:].astype(np.int64)
-    boxes, scores = detect["boxes"][:].astype(np.float32), detect["scores"][:].astype(np.float32)
+    offsets = read_array(detect, "offsets").astype(np.int64)  # a damaged chunk: DamagedStoreError naming the store
+    boxes, scores = read_array(detect, "boxes").astype(np.float32), read_array(detect, "scores").astype(np.float32)
     names = video.frame_names
     per_frame = [slice(int(offsets[t]), int(offsets[t + 1])) for t in range(len(names))]
     truth = ground_truth_frames(video)

@@ -12,6 +12,6 @@ rule synth:
     benchmark:
         "cache/{ds}/benchmarks/synth/{key}/dataset.tsv"
     shell:
-        "stg synth --root {output} --seed {params.spec[seed]} --num-videos {params.spec[num_videos]} "
-        "--min-frames {params.spec[min_frames]} --max-frames {params.spec[max_frames]} "
-        "--height {params.spec[height]} --width {params.spec[width]} --split {params.split} 2> {log}"
+        "stg synth --root {output:q} --seed {params.spec[seed]:q} --num-videos {params.spec[num_videos]:q} "
+        "--min-frames {params.spec[min_frames]:q} --max-frames {params.spec[max_frames]:q} "
+        "--height {params.spec[height]:q} --width {params.spec[width]:q} --split {params.split:q} 2> {log:q}"

@@ -19,6 +19,6 @@ rule detect:
     benchmark:
         "cache/{ds}/benchmarks/detect/{key}/{video}.tsv"
     shell:
-        "stg detect --dataset-root {params.root} --layout {params.layout} --split {params.split} "
-        "--video {wildcards.video} --warp {input.warp} --settings {params.settings:q} --device {DETECT_DEVICE} "
-        "--batch-size {DETECT_BATCH} --key {wildcards.key} --out {output} 2> {log}"
+        "stg detect --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--video {wildcards.video:q} --warp {input.warp:q} --settings {params.settings:q} --device {DETECT_DEVICE:q} "
+        "--batch-size {DETECT_BATCH:q} --key {wildcards.key:q} --out {output:q} 2> {log:q}"

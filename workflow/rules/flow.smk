@@ -18,6 +18,6 @@ rule flow:
     benchmark:
         "cache/{ds}/benchmarks/flow/{key}/{video}.tsv"
     shell:
-        "stg flow --dataset-root {params.root} --layout {params.layout} --split {params.split} --video {wildcards.video} "
-        "--settings {params.settings:q} --device {config[stages][flow][device]} --key {wildcards.key} "
-        "--out {output} 2> {log}"
+        "stg flow --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--video {wildcards.video:q} --settings {params.settings:q} --device {config[stages][flow][device]:q} "
+        "--key {wildcards.key:q} --out {output:q} 2> {log:q}"

@@ -22,7 +22,7 @@ rule graph:
     benchmark:
         "cache/{ds}/benchmarks/graph/{key}/{video}.tsv"
     shell:
-        "stg graph --dataset-root {params.root} --layout {params.layout} --split {params.split} "
-        "--video {wildcards.video} {params.stores} "
-        "--settings {params.settings:q} --device {GRAPH_DEVICE} --threads {threads} --key {wildcards.key} "
-        "--out {output} 2> {log}"
+        "stg graph --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--video {wildcards.video:q} {params.stores} "
+        "--settings {params.settings:q} --device {GRAPH_DEVICE:q} --threads {threads:q} --key {wildcards.key:q} "
+        "--out {output:q} 2> {log:q}"

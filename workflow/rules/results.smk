@@ -14,6 +14,6 @@ rule metrics:
     log:
         "cache/logs/results/{run}.log",
     shell:
-        "stg results --dataset-root {params.root} --split {params.split} --labels {input.labels} "
-        "--plan {params.plan:q} --benchmarks {input.benchmarks} --processes {config[metrics][processes]} "
-        "--out {output} 2> {log}"
+        "stg results --dataset-root {params.root:q} --split {params.split:q} --labels {input.labels:q} "
+        "--plan {params.plan:q} --benchmarks {input.benchmarks:q} --processes {config[metrics][processes]:q} "
+        "--out {output:q} 2> {log:q}"

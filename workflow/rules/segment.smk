@@ -20,6 +20,7 @@ rule segment:
     benchmark:
         "cache/{ds}/benchmarks/segment/{key}/{video}.tsv"
     shell:
-        "stg segment --dataset-root {params.root} --layout {params.layout} --split {params.split} "
-        "--video {wildcards.video} --detect {input.detect} --warp {input.warp} --settings {params.settings:q} "
-        "--device {SEGMENT_DEVICE} --batch-size {SEGMENT_BATCH} --key {wildcards.key} --out {output} 2> {log}"
+        "stg segment --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--video {wildcards.video:q} --detect {input.detect:q} --warp {input.warp:q} --settings {params.settings:q} "
+        "--device {SEGMENT_DEVICE:q} --batch-size {SEGMENT_BATCH:q} --key {wildcards.key:q} --out {output:q} "
+        "2> {log:q}"

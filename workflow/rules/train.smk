@@ -23,5 +23,5 @@ rule train_segmenter:
         "cache/models/benchmarks/segmenter/{key}.tsv"
     shell:
         "stg train-segmenter --settings {params.settings:q} --data {params.data:q} "
-        "--validation {params.validation:q} --device {TRAINING_DEVICE} --threads {threads} --work {params.work:q} "
+        "--validation {params.validation:q} --device {TRAINING_DEVICE:q} --threads {threads:q} --work {params.work:q} "
         "--key {wildcards.key:q} --out {output:q} 2> {log:q}"

@@ -14,14 +14,17 @@ rule warp:
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
         # a refinement pass warps the previous pass's label maps (source previous_pass)
-        previous=lambda wc, input: f"--previous-labels {input.previous_labels}" if "previous_labels" in input.keys() else "",
+        # (an argument string: the path is shell-quoted here, so the shell command uses {params.previous} as is)
+        previous=lambda wc, input: (f"--previous-labels {shlex.quote(input.previous_labels)}"
+                                    if "previous_labels" in input.keys() else ""),
     log:
         "cache/{ds}/logs/warp/{key}/{video}.log",
     benchmark:
         "cache/{ds}/benchmarks/warp/{key}/{video}.tsv"
     shell:
-        "stg warp --dataset-root {params.root} --layout {params.layout} --split {params.split} --video {wildcards.video} "
-        "--flow {input.flow} {params.previous} --settings {params.settings:q} --key {wildcards.key} --out {output} 2> {log}"
+        "stg warp --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--video {wildcards.video:q} --flow {input.flow:q} {params.previous} --settings {params.settings:q} "
+        "--key {wildcards.key:q} --out {output:q} 2> {log:q}"
 
 
 rule propagate:
@@ -36,4 +39,5 @@ rule propagate:
     benchmark:
         "cache/{ds}/benchmarks/propagate/{key}/{video}.tsv"
     shell:
-        "stg propagate --warp {input.warp} --settings {params.settings:q} --key {wildcards.key} --out {output} 2> {log}"
+        "stg propagate --warp {input.warp:q} --settings {params.settings:q} --key {wildcards.key:q} --out {output:q} "
+        "2> {log:q}"
