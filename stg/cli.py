@@ -19,21 +19,35 @@ from stg.stages import STAGES, Job, Stage, open_video
 log = logging.getLogger("stg")
 
 
-def _settings(text: str | None) -> dict[str, Any]:
-    """--settings takes inline JSON or @path to a JSON/YAML file."""
+def _settings(text: str | None, option: str = "--settings") -> dict[str, Any]:
+    """--settings (and --plan, --data, ...) take inline JSON or @path to a JSON/YAML file."""
     if not text:
         return {}
     if text.startswith("@"):
-        import yaml
-
-        path = Path(text[1:])
-        if not path.is_file():
-            raise InputError(path, "settings file is missing")
-        return yaml.safe_load(path.read_text()) or {}
+        return _read_yaml(Path(text[1:]), "settings file") or {}
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise InputError("--settings", f"not valid JSON ({error})") from None
+        raise InputError(option, f"not valid JSON ({error})") from None
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """A YAML (or JSON) file's value; a missing, unreadable or malformed file is a one-line InputError naming it."""
+    import yaml
+
+    if not path.is_file():
+        raise InputError(path, f"{what} is missing")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise InputError(path, f"{what} is not UTF-8 text ({error})") from None
+    except OSError as error:
+        raise InputError(path, f"{what} cannot be read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise InputError(path, f"{what} is not valid YAML ({problem}{at})") from None
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
@@ -97,19 +111,14 @@ def cmd_metrics(args: argparse.Namespace) -> None:
 def _layered_config(paths: list[Path]) -> dict[str, Any]:
     """config/config.yaml of this folder (the Snakefile's configfile) when present, then each file merged on top
     key by key, as Snakemake's --configfile does; validated like the workflow's config."""
-    import yaml
-
     from stg.config import deep_merge, validate_config
 
     config: dict[str, Any] = {}
     base = Path("config/config.yaml")
     for path in ([base] if base.is_file() else []) + list(paths):
-        if not path.is_file():
-            raise InputError(path, "config file is missing")
-        try:
-            layer = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise InputError(path, f"config file is not valid YAML ({error})") from None
+        layer = _read_yaml(path, "config file") or {}
+        if not isinstance(layer, dict):
+            raise InputError(path, f"config file must map keys to values, not be a {type(layer).__name__}")
         config = deep_merge(config, layer)
     validate_config(config, " + ".join(map(str, paths)))
     return config
@@ -142,7 +151,7 @@ def cmd_train_segmenter(args: argparse.Namespace) -> None:
 
 def _json_list(text: str | None, option: str) -> list[dict[str, Any]]:
     """--data / --validation: a JSON list of {root, layout, split[, resolution][, flow: {video: store}]}."""
-    value = _settings(text) if text else []
+    value = _settings(text, option) if text else []
     if not isinstance(value, list) or not all(isinstance(v, dict) and {"root", "layout", "split"} <= set(v)
                                               for v in value):
         raise InputError(option, "expected a JSON list of {root, layout, split[, flow]} objects")
@@ -153,7 +162,7 @@ def cmd_results(args: argparse.Namespace) -> None:
     from stg.results import write_run
 
     write_run(dataset_root=args.dataset_root, split=args.split, label_stores=args.labels, out=args.out,
-              plan=_settings(args.plan),
+              plan=_settings(args.plan, "--plan"),
               benchmarks=args.benchmarks or [], processes=args.processes)
 
 
@@ -249,11 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_output_location(path: Path, option: str = "--out") -> None:
+FILE_OUTPUTS = {"proposals-report"}  # commands whose --out is a file; every other --out (and --work) is a folder
+
+
+def check_output_location(path: Path, option: str = "--out", folder: bool = True) -> None:
     """Refuse, before any work, an output whose folder cannot be made or written: the nearest existing folder
-    above it must be a folder (not a file) and writable; the error names the path and the problem."""
+    above it must be a folder (not a file) and writable, and a folder output must not replace an existing file
+    (the atomic write would delete it); the error names the path and the problem."""
     import os
 
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(path, f"{option} is an existing file, not a folder: writing the output would delete it; "
+                         "remove it or choose another path")
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
         if parent.is_symlink():
@@ -290,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for option in ("out", "work"):
             if getattr(args, option, None) is not None:
-                check_output_location(getattr(args, option), f"--{option}")
+                check_output_location(getattr(args, option), f"--{option}",
+                                      folder=option != "out" or args.command not in FILE_OUTPUTS)
         args.func(args)
     except (InputError, StoreError) as error:
         print(f"stg {args.command}: error: {error}", file=sys.stderr)

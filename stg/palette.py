@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stg.errors import InputError
+from stg.datasets.images import read_label_png
 
 
 def davis_palette() -> np.ndarray:
@@ -29,21 +29,13 @@ _PALETTE_BYTES = davis_palette().tobytes()
 
 
 def read_png_labels(path: Path) -> tuple[np.ndarray, str]:
-    """Raw pixel values of a label PNG and its PIL mode ("P" palette, "L" greyscale, ...)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode in ("P", "L"):
-                return np.asarray(image), mode
-            if mode in ("1", "LA", "I;16"):
-                # Greyscale variants (DAVIS 2016 has an LA mask with an opaque alpha): keep the grey values.
-                return np.asarray(image.convert("L")), mode
-            return np.asarray(image), mode
-    except FileNotFoundError:
-        raise InputError(path, "file is missing") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(path, f"cannot be read as a PNG image ({error})") from None
+    """Raw pixel values of a label PNG and its PIL mode ("P" palette, "L" greyscale, ...).
+
+    stg.datasets.images.read_label_png, the one label decoder: a truncated file is an InputError naming it,
+    greyscale variants ("1", "LA") give their grey values, a binary 16-bit mask gives 0/1 and another
+    16-bit mask is an InputError (never clipped to 8 bits).
+    """
+    return read_label_png(path)
 
 
 def write_palette_png(path: Path, labels: np.ndarray) -> None:

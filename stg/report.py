@@ -195,9 +195,9 @@ def pick_frames(names: Sequence[str]) -> list[str]:
 
 def video_overlays(run_dir: Path, dataset: Any, video: str) -> str:
     """Figures of one video's picked frames; a note instead when its frames cannot be read."""
-    from stg.datasets import read_frame
+    from stg.datasets import natural_sorted, read_frame
 
-    pngs = {p.stem: p for p in sorted((run_dir / "Annotations" / video).glob("*.png"))}
+    pngs = {p.stem: p for p in natural_sorted(list((run_dir / "Annotations" / video).glob("*.png")))}
     try:
         frames = {p.stem: p for p in dataset.video(video).frame_paths}
         figures = []

@@ -12,6 +12,7 @@ from stg.datasets.davis import (
     read_frame,
     read_frames,
 )
+from stg.datasets.images import natural_key, natural_sorted
 
 __all__ = [
     "VOID_LABEL",
@@ -19,6 +20,8 @@ __all__ = [
     "Dataset",
     "Video",
     "frame_size",
+    "natural_key",
+    "natural_sorted",
     "open_dataset",
     "read_annotation",
     "read_first_mask",

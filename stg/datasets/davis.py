@@ -137,15 +137,22 @@ class Dataset:
         return video
 
 
+def _dataset_root(root: str | Path) -> Path:
+    """The dataset root as a Path; a missing one, or a file in its place, is an InputError naming it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "dataset root folder is missing" if not root.exists()
+                         else "dataset root is a file, not a folder")
+    return root
+
+
 def open_dataset(root: str | Path, layout: str, split: str, resolution: str = "480p") -> Dataset:
     """A dataset split, checked only for its root; sequences are checked when opened."""
     if layout == "synthetic":
         layout = "davis2017"
     if layout not in LAYOUTS:
         raise InputError("layout", f"unknown dataset layout '{layout}' (expected one of {', '.join(LAYOUTS)})")
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(root, "dataset root folder is missing")
+    root = _dataset_root(root)
     return Dataset(root, layout, split, resolution)
 
 
@@ -225,7 +232,7 @@ def read_first_mask(video: Video) -> tuple[np.ndarray, int]:
 
 def detect_layout(root: str | Path, split: str, resolution: str = "480p") -> str:
     """'davis2017' or 'davis2016', from which ImageSets file for the split exists."""
-    root = Path(root)
+    root = _dataset_root(root)
     if (root / "ImageSets" / "2017" / f"{split}.txt").is_file():
         return "davis2017"
     if (root / "ImageSets" / resolution / f"{split}.txt").is_file():

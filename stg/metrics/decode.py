@@ -6,7 +6,6 @@ the time; masks PIL and OpenCV write use only the None, Sub and Up row filters, 
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from collections.abc import Callable
@@ -15,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stg.datasets.images import check_png, decode_label_png
 from stg.errors import InputError
-from stg.palette import read_png_labels
 
 
 def _inflate_function() -> Callable[[bytes], bytes]:
@@ -136,15 +135,20 @@ def fast_png_labels(data: bytes) -> tuple[np.ndarray, str] | None:
 
 
 def read_labels_once(path: Path) -> tuple[np.ndarray, str]:
-    """Like `stg.palette.read_png_labels`, reading the file once and decoding common masks fast."""
+    """Like `stg.datasets.images.read_label_png`, reading the file once and decoding common masks fast.
+
+    The checks are the same on either path: the file must be a complete PNG (signature, final IEND chunk),
+    and the fallback is decode_label_png itself, so a binary 16-bit mask reads as 0/1 and another 16-bit
+    one is an InputError (never clipped to 8 bits).
+    """
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(path, "file is missing") from None
+    except OSError as error:
+        raise InputError(path, f"cannot be read ({error.strerror or error})") from None
+    check_png(path, data)
     decoded = fast_png_labels(data)
     if decoded is not None:
         return decoded
-    try:
-        return read_png_labels(io.BytesIO(data))  # type: ignore[arg-type]
-    except InputError as error:
-        raise InputError(path, error.problem) from None
+    return decode_label_png(path, data)
