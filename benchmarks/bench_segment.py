@@ -1,14 +1,16 @@
 """Proposals per second of each segment backend at 480p (854x480), on CPU and, when there is one, on CUDA.
 
 Usage (from the repository root):
-    python benchmarks/bench_segment.py [--frames 3] [--per-frame 10] [--configs grabcut,grabcut-full,deeplab-mnv2,
-                                        deeplab-r101] [--devices cpu,cuda] [--batch-size 8] [--input-size 512]
+    python benchmarks/bench_segment.py [--frames 3] [--per-frame 10] [--configs grabcut,grabcut-full,deeplab-shipped,
+                                        deeplab-mnv2,deeplab-lite0,deeplab-r101] [--devices cpu,cuda] [--batch-size 8]
+                                        [--input-size 512]
 
 Frames and masks come from the synthetic generator (one 854x480 video). Every frame gets
 `--per-frame` boxes: each object's ground-truth box plus jittered copies (what the motion detector
-gives); Q is the union of the one-hot ground-truth masks, as the warp stage writes it. DeepLabv3+
-runs with random weights (speed does not depend on their values), built through the backend's own
-code. Timed: backend.segment over the frames after one warm-up frame; frames/s = proposals/s / per-frame.
+gives); Q is the union of the one-hot ground-truth masks, as the warp stage writes it.
+`deeplab-shipped` is the default segment backend as configured (the shipped checkpoint, its input size
+192); the other DeepLabv3+ configurations run with random weights at --input-size (speed does not depend
+on the weights' values), built through the backend's own code. Timed: backend.segment over the frames after one warm-up frame; frames/s = proposals/s / per-frame.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ sys.path.insert(0, str(REPO))
 CONFIGS = {
     "grabcut": ("grabcut", {}),  # defaults: max_side 256, core_erosion 0.05
     "grabcut-full": ("grabcut", {"max_side": None}),
+    "deeplab-shipped": ("deeplab", {"encoder": "mobilenet_v2", "weights": None, "input_size": None}),
     "deeplab-mnv2": ("deeplab", {"encoder": "mobilenet_v2"}),
+    "deeplab-lite0": ("deeplab", {"encoder": "timm-tf_efficientnet_lite0"}),
     "deeplab-r101": ("deeplab", {"encoder": "resnet101"}),
 }
 
@@ -71,7 +75,13 @@ def time_config(name: str, device: str, warm: tuple, frames: list, batch_size: i
 
     backend_name, options = CONFIGS[name]
     start = time.perf_counter()
-    if backend_name == "deeplab":
+    if backend_name == "deeplab" and "weights" in options:  # the shipped checkpoint at the configured input size
+        from stg.settings import stage_settings
+
+        defaults = stage_settings("segment", {})["deeplab"]
+        backend = DeepLabSegmenter(device=device, batch_size=batch_size, encoder=options["encoder"],
+                                   input_size=defaults["input_size"], margin=defaults["margin"])
+    elif backend_name == "deeplab":
         backend = DeepLabSegmenter(device=device, batch_size=batch_size, input_size=input_size,
                                    weights=random_checkpoint(options["encoder"]), **options)
     else:

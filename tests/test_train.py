@@ -51,6 +51,19 @@ def test_deformations_change_the_prior_but_keep_it_a_probability():
     assert abs((box[0] + box[2]) / 2 - 60) <= 6.1 and abs((box[1] + box[3]) / 2 - 40) <= 4.1
 
 
+def test_clean_and_deform_probabilities_set_how_often_q_is_kept():
+    """clean_probability keeps Q as it is (the network learns to keep a good Q); deform_probability 0 deforms nothing."""
+    prior = np.zeros((80, 120), np.float32)
+    prior[20:60, 30:90] = 1.0
+    kept = [np.array_equal(deform_prior(prior, np.random.default_rng(seed), 0.0, clean_probability=0.3), prior)
+            for seed in range(400)]
+    # kept = the clean 30% plus the deformed ones whose four 0.5 draws all failed (0.7 x 1/16)
+    assert 0.3 < np.mean(kept) < 0.45, np.mean(kept)
+    assert all(np.array_equal(deform_prior(prior, np.random.default_rng(seed), 0.0, deform_probability=0.0), prior)
+               for seed in range(20))
+    assert np.array_equal(deform_prior(prior, np.random.default_rng(0), 0.0, clean_probability=1.0), prior)
+
+
 def test_a_few_steps_lower_the_loss(videos, tmp_path):
     recipe = Recipe(steps=30, batch_size=4, lr=1e-3, eval_every=10, warmup_steps=0, seed=0)
     result = train(small_task(videos), recipe, tmp_path / "work", progress=False)

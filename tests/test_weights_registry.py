@@ -26,7 +26,7 @@ def test_every_entry_is_complete_and_ids_are_unique():
     assert len({entry.id for entry in KNOWN}) == len(KNOWN)
     for entry in KNOWN:
         assert len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0
-        assert entry.licence and entry.source and entry.setting.startswith("stages.") and entry.used_by
+        assert entry.licence and entry.source and entry.setting.startswith(("stages.", "training.")) and entry.used_by
     with pytest.raises(KeyError, match="unknown weights id"):
         known_weights("resnet9000")
 

@@ -8,7 +8,8 @@ back to the crop and pasted into an empty H x W frame.
 `weights`: null is the segmenter shipped with the package (trained by `stg train-segmenter` on the
 DAVIS 2016 training videos; registry id `segmenter_davis16`), a path is the user's own checkpoint, and
 `trained` (resolved by the workflow's run plan) is the train_segmenter stage's output for this config.
-`encoder_init: imagenet-deepsort` only starts a network from ImageNet weights (random decoder).
+`encoder_init` (imagenet-deepsort: MobileNetV2, imagenet-lite0: EfficientNet-Lite0) only starts a network from
+ImageNet weights (random decoder).
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ def build_deeplab(encoder: str) -> torch.nn.Module:
 
 def _check_combination(encoder: str, weights: str | None, encoder_init: str | None) -> None:
     """Checks that relate settings to each other; each one's own type and range is the schema's job."""
-    if encoder_init is not None and encoder != "mobilenet_v2":
-        raise InputError(f"{SETTING}.encoder_init", f"'{encoder_init}' holds MobileNetV2 weights only; it does not "
-                         f"fit encoder '{encoder}'")
+    from stg.pretrained import ENCODER_INITS
+
+    if encoder_init is not None and ENCODER_INITS.get(encoder_init) != encoder:
+        raise InputError(f"{SETTING}.encoder_init", f"'{encoder_init}' holds {ENCODER_INITS.get(encoder_init)} "
+                         f"weights only; it does not fit encoder '{encoder}'")
     if encoder_init is not None and weights:
         raise InputError(f"{SETTING}.encoder_init", "a full checkpoint is configured (weights), which replaces every "
                          "parameter; encoder_init is for training starts only: set it to null")
@@ -73,10 +76,10 @@ class DeepLabSegmenter:
         self.model = build_deeplab(encoder)
         self.weights: dict[str, Any] | None = None
         self.encoder_init: dict[str, Any] | None = None
-        if encoder_init == "imagenet-deepsort":
-            from stg.pretrained import init_mobilenet_v2_features
+        if encoder_init is not None:
+            from stg.pretrained import init_encoder
 
-            self.encoder_init = init_mobilenet_v2_features(self.model.encoder.features, f"{SETTING}.encoder_init")
+            self.encoder_init = init_encoder(self.model, encoder_init, f"{SETTING}.encoder_init")
             log.warning("DeepLabv3+ (%s) runs with an ImageNet encoder and a random decoder: its masks are "
                         "meaningless until trained", encoder)
         else:

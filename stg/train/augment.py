@@ -73,8 +73,12 @@ def _holes(mask: np.ndarray, rng: np.random.Generator, box: np.ndarray) -> np.nd
 DEFORMATIONS = (_affine, _morphology, _elastic, _holes)
 
 
-def deform_prior(prior: np.ndarray, rng: np.random.Generator, empty_probability: float = 0.05) -> np.ndarray:
-    """(H, W) float32 prior in [0, 1] with a random subset of affine / morphology / elastic / holes applied."""
+def deform_prior(prior: np.ndarray, rng: np.random.Generator, empty_probability: float = 0.05,
+                 clean_probability: float = 0.0, deform_probability: float = 0.5) -> np.ndarray:
+    """(H, W) float32 prior in [0, 1]: kept as it is (`clean_probability`), emptied (`empty_probability`), or
+    with each of affine / morphology / elastic / holes applied with `deform_probability`."""
+    if rng.random() < clean_probability:
+        return prior.astype(np.float32, copy=True)
     if rng.random() < empty_probability:
         return np.zeros_like(prior, dtype=np.float32)
     box = mask_box(prior)
@@ -82,7 +86,7 @@ def deform_prior(prior: np.ndarray, rng: np.random.Generator, empty_probability:
         return prior.astype(np.float32, copy=True)
     out = prior.astype(np.float32, copy=True)
     for deformation in DEFORMATIONS:
-        if rng.random() < 0.5:
+        if rng.random() < deform_probability:
             out = deformation(out, rng, box)
     return np.clip(out, 0.0, 1.0)
 

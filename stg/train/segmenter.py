@@ -34,6 +34,8 @@ class SegmenterSamples:
     box_scale: float = 0.15
     prior_box_probability: float = 0.5     # crop around Q's box (as a tracker does) instead of the jittered object box
     empty_prior_probability: float = 0.05
+    clean_prior_probability: float = 0.3   # samples whose Q is the warped ground truth as it is
+    deform_probability: float = 0.3        # each deformation's chance on the others
     colour_jitter: float = 0.2
     flip: bool = True
 
@@ -46,7 +48,8 @@ def make_sample(video: TrainingVideo, frame: int, obj: int, spec: SegmenterSampl
     prior = video.warped[frame, obj - 1].astype(np.float32) / 255.0
     image = video.frames[frame]
     if rng is not None:
-        prior = deform_prior(prior, rng, spec.empty_prior_probability)
+        prior = deform_prior(prior, rng, spec.empty_prior_probability, spec.clean_prior_probability,
+                             spec.deform_probability)
     prior_box, object_box = mask_box(prior), mask_box(target)
     use_prior_box = prior_box is not None and (rng is None or rng.random() < spec.prior_box_probability)
     box = prior_box if use_prior_box else object_box
@@ -100,10 +103,10 @@ class SegmenterTask:
         from stg.segment.deeplab import build_deeplab
 
         model = build_deeplab(self.encoder)
-        if self.encoder_init == "imagenet-deepsort":
-            from stg.pretrained import init_mobilenet_v2_features
+        if self.encoder_init is not None:
+            from stg.pretrained import init_encoder
 
-            self.encoder_identity = init_mobilenet_v2_features(model.encoder.features, ENCODER_INIT_SETTING)
+            self.encoder_identity = init_encoder(model, self.encoder_init, ENCODER_INIT_SETTING)
         return model
 
     def batch(self, step: int, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
