@@ -10,7 +10,8 @@ Frames and masks come from the synthetic generator (one 854x480 video). Every fr
 gives); Q is the union of the one-hot ground-truth masks, as the warp stage writes it.
 `deeplab-shipped` is the default segment backend as configured (the shipped checkpoint, its input size
 192); the other DeepLabv3+ configurations run with random weights at --input-size (speed does not depend
-on the weights' values), built through the backend's own code. Timed: backend.segment over the frames after one warm-up frame; frames/s = proposals/s / per-frame.
+on the weights' values), built through the backend's own code. Timed: backend.segment over the frames
+after one warm-up frame; frames/s = proposals/s / per-frame.
 """
 
 from __future__ import annotations

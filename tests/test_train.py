@@ -52,7 +52,7 @@ def test_deformations_change_the_prior_but_keep_it_a_probability():
 
 
 def test_clean_and_deform_probabilities_set_how_often_q_is_kept():
-    """clean_probability keeps Q as it is (the network learns to keep a good Q); deform_probability 0 deforms nothing."""
+    """clean_probability keeps Q as it is (the network learns to keep a good Q); deform_probability 0: no change."""
     prior = np.zeros((80, 120), np.float32)
     prior[20:60, 30:90] = 1.0
     kept = [np.array_equal(deform_prior(prior, np.random.default_rng(seed), 0.0, clean_probability=0.3), prior)
