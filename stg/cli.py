@@ -149,6 +149,25 @@ def cmd_train_segmenter(args: argparse.Namespace) -> None:
                     validation=validation, device=args.device or settings["device"])
 
 
+def cmd_train_graph(args: argparse.Namespace) -> None:
+    from stg.models import training_settings
+    from stg.settings import validate_section
+    from stg.train.stage import train_graph
+
+    given = _settings(args.settings)
+    validate_section("#/$defs/graph_training", given, "--settings: key 'training.graph")
+    settings = training_settings({"training": {"graph": given}}, "graph")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    data, validation = _json_list(args.data, "--data"), _json_list(args.validation, "--validation")
+    if not data:
+        raise InputError("--data", "no training data: give at least one {root, layout, split, segment, warp}")
+    train_graph(settings, data, args.out, args.work or args.out.parent / ".work" / args.out.name, key=args.key,
+                validation=validation, device=args.device or settings["device"])
+
+
 def _json_list(text: str | None, option: str) -> list[dict[str, Any]]:
     """--data / --validation: a JSON list of {root, layout, split[, resolution][, flow: {video: store}]}."""
     value = _settings(text, option) if text else []
@@ -164,6 +183,16 @@ def cmd_results(args: argparse.Namespace) -> None:
     write_run(dataset_root=args.dataset_root, split=args.split, label_stores=args.labels, out=args.out,
               plan=_settings(args.plan, "--plan"),
               benchmarks=args.benchmarks or [], processes=args.processes)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from stg.compare import format_table, load_runs, write_compare
+
+    if args.frames < 0:
+        raise InputError("--frames", f"must be 0 or more, got {args.frames}")
+    runs = load_runs([args.reference, *args.runs])
+    print(format_table(runs), flush=True)
+    write_compare(runs, args.out, frames=args.frames)
 
 
 def _add_stage_parser(commands: Any, stage: Stage) -> None:
@@ -246,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")
     train.set_defaults(func=cmd_train_segmenter)
 
+    tg = commands.add_parser("train-graph", help="train the graph's MobileNetV2 features with Eq. 9 (resumable)")
+    tg.add_argument("--settings", help="training settings as JSON or @file (config's training.graph; omitted "
+                    "settings take the schema's defaults)")
+    tg.add_argument("--data", required=True, help="JSON list of {root, layout, split, segment: {video: segment "
+                    "store}, warp: {video: warp store}}: the cached proposals and priors of each training split")
+    tg.add_argument("--validation", help="held-out splits, same form as --data: loss, J and selection agreement in "
+                    "the history")
+    tg.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: the settings' device)")
+    tg.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    tg.add_argument("--work", type=Path, help="resumable checkpoints (default: <out's folder>/.work/<out's name>)")
+    tg.add_argument("--key", default="", help="model key recorded in training.json")
+    tg.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")
+    tg.set_defaults(func=cmd_train_graph)
+
     results = commands.add_parser("results", help="write a run folder: palette PNGs, metrics, run.json")
     results.add_argument("--dataset-root", required=True, type=Path)
     results.add_argument("--split", required=True)
@@ -255,10 +298,19 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--processes", type=int, default=2)
     results.add_argument("--out", required=True, type=Path)
     results.set_defaults(func=cmd_results)
+
+    compare = commands.add_parser("compare", help="compare run folders: printed table and one HTML page")
+    compare.add_argument("reference", type=Path, help="reference run folder (results/<run>); deltas are vs it")
+    compare.add_argument("runs", nargs="+", type=Path, help="other run folders of the same dataset split")
+    compare.add_argument("--out", required=True, type=Path, help="HTML file to write (self-contained)")
+    compare.add_argument("--frames", type=int, default=6, help="frames with the largest J difference shown per "
+                         "other run (default: 6; 0: none)")
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 
-FILE_OUTPUTS = {"proposals-report"}  # commands whose --out is a file; every other --out (and --work) is a folder
+# commands whose --out is a file; every other --out (and --work) is a folder
+FILE_OUTPUTS = {"proposals-report", "compare"}
 
 
 def check_output_location(path: Path, option: str = "--out", folder: bool = True) -> None:

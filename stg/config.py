@@ -166,9 +166,8 @@ class RunPlan:
     def model_inputs(self, node: str) -> dict[str, str]:
         """{'<model>_model': folder} of the trained models a node reads (its settings name their files)."""
         stage = node_stage(node)
-        reads_segmenter = stage == "segment" or node in self.segmenter
-        return {f"{name}_model": plan.folder for name, plan in self.models.items()
-                if name == "segmenter" and reads_segmenter}
+        reads = {"segmenter": stage == "segment" or node in self.segmenter, "graph": stage == "graph"}
+        return {f"{name}_model": plan.folder for name, plan in self.models.items() if reads.get(name)}
 
     @property
     def nodes(self) -> list[str]:
@@ -206,7 +205,14 @@ def stage_roles(stage: str, chain: list[str], online: bool) -> dict[str, str]:
 def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run: str = "") -> RunPlan:
     """The run's nodes, their settings (completed with the schema's defaults, so an omitted setting and its
     default give one key) and their keys."""
-    from stg.models import plan_segmenter_training, uses_trained_segmenter, with_trained_segmenter
+    from stg.models import (
+        plan_graph_training,
+        plan_segmenter_training,
+        uses_trained_graph,
+        uses_trained_segmenter,
+        with_trained_graph,
+        with_trained_segmenter,
+    )
 
     stages = effective_stages(config, variant)
     method = config["variants"][variant]["method"]
@@ -236,6 +242,9 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
 
     for stage in chain:
         stage_values = segment if stage == "segment" else stage_settings(stage, stages.get(stage, {}))
+        if stage == "graph" and uses_trained_graph(stage_values):  # the train_graph stage's features, by key
+            models["graph"] = plan_graph_training(config)
+            stage_values = with_trained_graph(stage_values, models["graph"])
         add(stage, stage_values, stage_roles(stage, chain, online))
     previous = chain[-1]
     for k in range(2, plan_passes(method, settings) + 1):

@@ -16,6 +16,7 @@ from stg.config import (
     dataset_key,
     dataset_layout,
     dataset_root,
+    deep_merge,
     semantic_settings,
     stage_key,
     video_names,
@@ -28,6 +29,10 @@ TRAINED = "trained"  # stages.segment.deeplab.weights value naming the train_seg
 MODEL_FILE = "model.pt"
 # Settings a consumer of a trained segmenter takes from its training so that inference crops like training.
 SEGMENTER_SHAPE = ("encoder", "input_size", "margin")
+# The graph's mobilenet_v2 settings that follow a trained graph model (its network's shape).
+GRAPH_SHAPE = ("node_size", "key_layer")
+# The run plan behind train_graph's data: the training split through flow, warp, detect and segment.
+GRAPH_TRAINING_VARIANT = "train-graph"
 
 
 def training_settings(config: dict[str, Any], model: str = "segmenter") -> dict[str, Any]:
@@ -43,8 +48,10 @@ class TrainingPlan:
     model: str
     key: str
     settings: dict[str, Any]
-    data: list[dict[str, Any]]        # {dataset, split, root, layout, resolution, flow_key, videos}
+    data: list[dict[str, Any]]        # {dataset, split, root, layout, resolution, <role>_key of each read, videos}
     validation: list[dict[str, Any]]
+    reads: tuple[str, ...] = ("flow",)  # the stores of each training video it reads (segmenter: flow)
+    sources: tuple[Any, ...] = ()     # graph: the stg.config.RunPlan that makes each data entry's stores
 
     @property
     def folder(self) -> str:
@@ -60,16 +67,22 @@ class TrainingPlan:
         return f"{self.folder}/{MODEL_FILE}"
 
     def flow_stores(self) -> list[str]:
-        return [path for entry in self.data + self.validation for path in _flow_paths(entry).values()]
+        return [path for entry in self.data + self.validation for path in _store_paths(entry, "flow").values()]
+
+    def input_stores(self) -> list[str]:
+        """Every store the training job reads (the `reads` stores of each training and validation video)."""
+        return [path for entry in self.data + self.validation for role in self.reads
+                for path in _store_paths(entry, role).values()]
 
     def data_arguments(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The CLI's --data / --validation: where each split is and each video's flow store."""
+        """The CLI's --data / --validation: where each split is and each video's stores ({role: {video: store}})."""
         return [{"root": e["root"], "layout": e["layout"], "split": e["split"], "resolution": e["resolution"],
-                 "flow": _flow_paths(e)} for e in entries]
+                 **{role: _store_paths(e, role) for role in self.reads}} for e in entries]
 
 
-def _flow_paths(entry: dict[str, Any]) -> dict[str, str]:
-    return {video: f"cache/{entry['dataset']}/flow/{entry['flow_key']}/{video}.zarr" for video in entry["videos"]}
+def _store_paths(entry: dict[str, Any], stage: str) -> dict[str, str]:
+    return {video: f"cache/{entry['dataset']}/{stage}/{entry[stage + '_key']}/{video}.zarr"
+            for video in entry["videos"]}
 
 
 def _data_entries(config: dict[str, Any], entries: list[dict[str, str]], setting: str) -> list[dict[str, Any]]:
@@ -120,3 +133,64 @@ def with_trained_segmenter(segment_settings: dict[str, Any], plan: TrainingPlan)
     settings["deeplab"]["weights"] = plan.model_file
     settings["deeplab"].update({name: plan.settings[name] for name in SEGMENTER_SHAPE})
     return settings
+
+
+def uses_trained_graph(graph_settings: dict[str, Any]) -> bool:
+    """Whether a graph's features are the train_graph stage's model (and it runs its CNN at all)."""
+    from stg.graph.settings import GraphSettings
+
+    return (graph_settings.get("backend") == "mobilenet_v2" and graph_settings["mobilenet_v2"]["weights"] == TRAINED
+            and GraphSettings.from_dict(graph_settings).needs_features)
+
+
+def with_trained_graph(graph_settings: dict[str, Any], plan: TrainingPlan) -> dict[str, Any]:
+    """Graph settings pointing at the trained features, with the network shape they were trained with."""
+    settings = copy.deepcopy(graph_settings)
+    settings["mobilenet_v2"]["weights"] = plan.model_file
+    settings["mobilenet_v2"].update({name: plan.settings[name] for name in GRAPH_SHAPE})
+    return settings
+
+
+def graph_source_plan(config: dict[str, Any], dataset: str, split: str, variant: str | None):
+    """The run plan whose flow, warp, detect and segment stores of a split train the graph: the variant's stage
+    settings (None: the config's `stages:`) with cached proposals and untrained features (nothing of the graph
+    itself runs)."""
+    from stg.config import plan_run
+
+    base = config["variants"][variant].get("stages", {}) if variant is not None else {}
+    stages = deep_merge(base, {"graph": {"proposals": "cached", "passes": 1, "mobilenet_v2": {"weights": None}}})
+    augmented = {**config, "variants": {**config["variants"],
+                                        GRAPH_TRAINING_VARIANT: {"method": "graph", "stages": stages}}}
+    return plan_run(augmented, dataset, split, GRAPH_TRAINING_VARIANT, f"{dataset}_{split}__{GRAPH_TRAINING_VARIANT}")
+
+
+def _graph_entries(config: dict[str, Any], entries: list[dict[str, str]], setting: str, variant: str | None
+                   ) -> tuple[list[dict[str, Any]], list[Any]]:
+    resolved, sources = [], []
+    for entry in _data_entries(config, entries, setting):
+        source = graph_source_plan(config, entry["dataset"], entry["split"], variant)
+        resolved.append({**entry, "segment_key": source.keys["segment"], "warp_key": source.keys["warp"]})
+        sources.append(source)
+    return resolved, sources
+
+
+def plan_graph_training(config: dict[str, Any]) -> TrainingPlan:
+    """The train_graph job for this config's `training.graph`: its data are the segment and warp stores of its
+    splits, which the same workflow computes (see graph_source_plan)."""
+    settings = training_settings(config, "graph")
+    if not settings["data"]:
+        raise InputError("training.graph.data", "no training data: name at least one {dataset, split} to train the "
+                         "graph's features on (stages.graph.mobilenet_v2.weights: trained needs it)")
+    variant = settings["variant"]
+    if variant is not None and variant not in config["variants"]:
+        raise InputError("training.graph.variant", f"unknown variant '{variant}' (config variants: "
+                         f"{', '.join(sorted(config['variants']))})")
+    data, sources = _graph_entries(config, settings["data"], "training.graph.data", variant)
+    validation, more = _graph_entries(config, settings["validation"], "training.graph.validation", variant)
+    # the variant's name is not hashed: what it changes, the stores' keys are
+    semantic = {k: v for k, v in settings.items() if k not in (EXECUTION_ONLY - {"batch_size"}) | {"variant"}}
+    fingerprint = [[e["dataset_key"], e["segment_key"], e["warp_key"], e["split"], e["videos"]]
+                   for e in data + validation]
+    key = stage_key("train_graph", semantic, [json_safe(fingerprint)])
+    return TrainingPlan("graph", key, settings, data, validation, reads=("segment", "warp"),
+                        sources=tuple(sources + more))

@@ -2,7 +2,9 @@
 
 The project's stand-in for the paper's ResNet extractors where no such weights can be had offline
 (METHOD.md, substitutions): node vectors are the globally pooled last feature map (1280-d, exactly
-deep-sort's re-id embedding), key maps an intermediate stage of the same network.
+deep-sort's re-id embedding), key maps an intermediate stage of the same network. `weights` may instead name a
+checkpoint: a whole torchvision mobilenet_v2 state dict, or the features alone as the train_graph stage writes
+them (stg/train/graph.py trains this very network with the graph's Eq. 9).
 """
 
 from __future__ import annotations
@@ -25,6 +27,30 @@ _SETTINGS = "stages.graph.mobilenet_v2"
 KEY_LAYERS = {4: (24, 4), 7: (32, 8), 11: (64, 16), 14: (96, 16), 17: (160, 32), 19: (1280, 32)}
 
 
+class MobileNetV2Trunk(torch.nn.Module):
+    """torchvision's mobilenet_v2 without its classifier: the state dict (`features.*`) of the train_graph stage's
+    model.pt, which this backend loads as it loads a whole torchvision mobilenet_v2 state dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torchvision.models.mobilenet_v2(weights=None).features
+
+
+def checkpoint_module(path) -> torch.nn.Module:
+    """The module a features checkpoint fits: a whole torchvision mobilenet_v2 (it has `classifier.*` tensors) or
+    the features alone (MobileNetV2Trunk); a file that cannot be read is reported by load_state_dict_checked."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        state = None
+    if isinstance(state, dict) and isinstance(state.get("state_dict", state.get("model")), dict):
+        state = state.get("state_dict", state.get("model"))
+    keys = [str(k).removeprefix("module.") for k in state] if isinstance(state, dict) else []
+    if any(k.startswith("classifier.") for k in keys):
+        return torchvision.models.mobilenet_v2(weights=None)
+    return MobileNetV2Trunk()
+
+
 class MobileNetV2Features:
     """Node vectors from `features` + global average pool; key maps from `features[:key_layer]`."""
 
@@ -35,15 +61,18 @@ class MobileNetV2Features:
         self.device = resolve_device(device, "stages.graph.device")
         self.node_size, self.key_layer, self.batch_size = node_size, key_layer, batch_size
         features = torchvision.models.mobilenet_v2(weights=None).features
+        if weights == "trained":
+            raise InputError(f"{_SETTINGS}.weights", "'trained' names the train_graph stage's model, which the "
+                             "workflow resolves; by hand, give the path of its model.pt")
         if weights:
             from pathlib import Path
 
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise InputError(path, f"weights file is missing (setting {_SETTINGS}.weights)")
-            full = torchvision.models.mobilenet_v2(weights=None)
-            load_state_dict_checked(full, path, f"{_SETTINGS}.weights")
-            features = full.features
+            holder = checkpoint_module(path)
+            load_state_dict_checked(holder, path, f"{_SETTINGS}.weights")
+            features = holder.features
             self._weights = {"init": "checkpoint", **weights_identity(path)}
         else:
             from stg.pretrained import init_mobilenet_v2_features

@@ -1,10 +1,19 @@
-"""Spatial graph over one object's proposals (Eqs. 3-5): edge weights and l rounds of mask message passing."""
+"""Spatial graph over one object's proposals (Eqs. 3-5): edge weights and l rounds of mask message passing.
+
+The numpy functions are inference's; the `*_torch` ones compute the same (tests/test_train_graph.py checks them
+against each other) with autograd through the node features, for training (stg/train/graph.py).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stg.graph.boxes import box_iou_matrix
+
+if TYPE_CHECKING:
+    import torch
 
 
 def cosine_matrix(features: np.ndarray) -> np.ndarray:
@@ -43,3 +52,36 @@ def spatial_update(states: np.ndarray, weights: np.ndarray, iterations: int = 2)
     for _ in range(iterations):
         flat = mix @ flat
     return flat.reshape(h.shape)
+
+
+def edge_weights_torch(features: torch.Tensor, box_iou: torch.Tensor, alpha: float = 0.7, beta: float = 0.3
+                       ) -> torch.Tensor:
+    """Eq. 3 in torch, differentiable w.r.t. the (N, C) node features; `box_iou` (N, N) is a constant (the boxes
+    are data). A zero feature vector has cosine 0 with everything, as in `cosine_matrix`."""
+    import torch.nn.functional as F
+
+    unit = F.normalize(features.float(), dim=1, eps=1e-12)
+    weights = alpha * (unit @ unit.T) + beta * box_iou.to(unit)
+    return weights * (1.0 - torch_eye(len(weights), weights))
+
+
+def torch_eye(size: int, like: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.eye(size, dtype=like.dtype, device=like.device)
+
+
+def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations: int = 2) -> torch.Tensor:
+    """Eqs. 4-5 as `spatial_update`, in torch: gradients flow into `weights` (and `states`)."""
+    if iterations < 0:
+        raise ValueError(f"spatial graph iterations must be >= 0, got {iterations}")
+    weights = weights.float()
+    eye = torch_eye(len(weights), weights)
+    diagonal = weights.diagonal()
+    neighbours = weights * (1.0 - eye)
+    normaliser = 1.0 + neighbours.sum(dim=1)
+    mix = (eye * (1.0 - diagonal)[:, None] + neighbours) / normaliser[:, None]
+    flat = states.float().reshape(len(states), -1)
+    for _ in range(iterations):
+        flat = mix @ flat
+    return flat.reshape(states.shape)

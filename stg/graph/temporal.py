@@ -9,6 +9,9 @@ The paper's key and value maps share the crop's H1 x W1 grid. A CNN's key map is
 each key location j carries the s x s patch of the value map it covers: the attention is computed at the
 key grid and moves whole patches, which keeps the value maps, and the message, at crop resolution
 (s = 1 is the literal equation; a scalar value per location would blur every boundary to the key grid).
+
+Everything here is torch and differentiable: training (stg/train/graph.py) runs the same `temporal_message` and
+`temporal_update` as inference, with gradients into the key maps, and `paste_window` is crops.paste in torch.
 """
 
 from __future__ import annotations
@@ -55,6 +58,23 @@ def temporal_message(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
     attention = torch.softmax(logits, dim=2)
     v = to_patches(values.to(attention.dtype), tuple(keys.shape[2:]))   # (R, J, s*s)
     return from_patches(torch.bmm(attention, v).sum(dim=0), (rows, cols))
+
+
+def value_size(crop_size: tuple[int, int], key_grid: tuple[int, int]) -> tuple[int, int]:
+    """Value maps at about the crop size H1 x W1 with a whole s x s patch per key location (GraphTracker's)."""
+    rows, cols = key_grid
+    stride = max(1, round(min(crop_size[0] / rows, crop_size[1] / cols)))
+    return rows * stride, cols * stride
+
+
+def paste_window(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (h, w) map resized bilinearly to a window of `size` (height, width): stg.graph.crops.paste's resize in torch
+    (cv2's INTER_LINEAR = half-pixel centres, no antialiasing), differentiable."""
+    import torch.nn.functional as F
+
+    if tuple(values.shape) == tuple(size):
+        return values
+    return F.interpolate(values[None, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
 
 
 def temporal_update(state: np.ndarray | torch.Tensor, message: np.ndarray | torch.Tensor, num_memory: int):

@@ -1,4 +1,7 @@
-"""The train_segmenter stage: data in, `cache/models/segmenter/<key>/` out (weights, training record, curve).
+"""The training stages: data in, `cache/models/<model>/<key>/` out (weights, training record, curve).
+
+train_segmenter learns from dataset splits and their flow stores, train_graph from the cached segment and warp
+stores of its splits; both share the loop (stg.train.loop), the record's fields and the writer.
 
 The folder appears only when training has finished (atomic rename); the resumable checkpoint lives in a
 separate work folder, so a killed job (which Snakemake cleans up after) resumes where it stopped.
@@ -16,6 +19,7 @@ from typing import Any
 
 from stg import __version__
 from stg.atomic import atomic_directory
+from stg.errors import InputError
 from stg.train.data import load_training_split
 from stg.train.loop import Recipe, TrainResult, train
 from stg.train.segmenter import SegmenterSamples, SegmenterTask
@@ -45,10 +49,17 @@ def _load(specs: list[dict[str, Any]]) -> list[list]:
             for spec in specs]
 
 
+STORE_ROLES = ("flow", "segment", "warp")  # per-video store maps of a data entry: not in the record
+
+
 def _describe(specs: list[dict[str, Any]], loaded: list[list]) -> list[dict[str, Any]]:
     """What the record says of the data: where it came from and each video's frame count."""
-    return [{k: v for k, v in spec.items() if k != "flow"} | {"videos": {v.name: len(v.frames) for v in videos}}
+    return [{k: v for k, v in spec.items() if k not in STORE_ROLES} | {"videos": {v.name: _frames(v) for v in videos}}
             for spec, videos in zip(specs, loaded, strict=True)]
+
+
+def _frames(video) -> int:
+    return len(video.frames) if hasattr(video, "frames") else len(video.truth_boxes)
 
 
 def _package_versions() -> dict[str, str]:
@@ -77,20 +88,22 @@ def _source_commit() -> str | None:
     return result.stdout.strip() or None
 
 
-def plot_curve(history: list[dict[str, float]], path: Path) -> None:
-    """Loss (left axis) and held-out crop J (right axis) against steps."""
+def plot_curve(history: list[dict[str, float]], path: Path, loss_label: str = "loss (BCE + Dice)",
+               quality: tuple[str, str] = ("val_crop_j", "held-out crop J")) -> None:
+    """Loss (left axis) and a held-out quality figure (right axis; history key and label) against steps."""
     from matplotlib.figure import Figure
 
+    name, label = quality
     figure = Figure(figsize=(6, 3.2), dpi=100)
     axis = figure.add_subplot()
     steps = [h["step"] for h in history]
     axis.plot(steps, [h["loss"] for h in history], "o-", color="tab:blue", label="training loss")
     axis.set_xlabel("step")
-    axis.set_ylabel("loss (BCE + Dice)", color="tab:blue")
-    if any("val_crop_j" in h for h in history):
+    axis.set_ylabel(loss_label, color="tab:blue")
+    if any(name in h for h in history):
         other = axis.twinx()
-        other.plot(steps, [h.get("val_crop_j", float("nan")) for h in history], "s-", color="tab:red")
-        other.set_ylabel("held-out crop J", color="tab:red")
+        other.plot(steps, [h.get(name, float("nan")) for h in history], "s-", color="tab:red")
+        other.set_ylabel(label, color="tab:red")
     figure.tight_layout()
     figure.savefig(path)
 
@@ -100,14 +113,30 @@ def _state_dict_fp16(model) -> dict:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
 
 
-def write_model(result: TrainResult, out: Path, record: dict[str, Any]) -> None:
+def write_model(result: TrainResult, out: Path, record: dict[str, Any], **curve: Any) -> None:
     import torch
 
     with atomic_directory(out) as folder:
         torch.save(_state_dict_fp16(result.model), folder / MODEL_FILE)
         (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if result.history:
-            plot_curve(result.history, folder / CURVE_FILE)
+            plot_curve(result.history, folder / CURVE_FILE, **curve)
+
+
+def _run_record(model: str, key: str, settings: dict[str, Any], recipe: Recipe, result: TrainResult
+                ) -> dict[str, Any]:
+    """The fields every training record has: what was trained how, its history, time, device and versions."""
+    return {"model": model, "key": key, "settings": settings, "recipe": asdict(recipe), "history": result.history,
+            "steps": result.steps, "wall_seconds": round(result.wall_seconds, 1),
+            "cpu_seconds": round(result.cpu_seconds, 1), "resumed_from": result.resumed_from,
+            "device": result.device, "packages": _package_versions(), "commit": _source_commit()}
+
+
+def _stopped(result: TrainResult, recipe: Recipe, work_dir: Path) -> bool:
+    if result.steps < recipe.steps:
+        log.info("stopped at step %d of %d; run again to resume from %s", result.steps, recipe.steps, work_dir)
+        return True
+    return False
 
 
 def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: Path, work_dir: Path, key: str = "",
@@ -133,19 +162,67 @@ def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: P
     log.info("train segmenter %s: %d videos, %d samples, %d steps of %d crops on %s", key, len(videos),
              len(task.index), recipe.steps, recipe.batch_size, torch_device)
     result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
-    if result.steps < recipe.steps:
-        log.info("stopped at step %d of %d; run again to resume from %s", result.steps, recipe.steps, work_dir)
+    if _stopped(result, recipe, work_dir):
         return result
-    record = {
-        "model": "segmenter", "key": key, "settings": settings, "recipe": asdict(recipe), "samples": asdict(spec),
-        "data": _describe(data, loaded), "validation": _describe(validation or [], held_out),
-        "encoder_init": task.encoder_identity, "history": result.history, "steps": result.steps,
-        "wall_seconds": round(result.wall_seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1),
-        "resumed_from": result.resumed_from, "device": result.device, "packages": _package_versions(),
-        "commit": _source_commit(),
+    record = _run_record("segmenter", key, settings, recipe, result) | {
+        "samples": asdict(spec), "data": _describe(data, loaded), "validation": _describe(validation or [], held_out),
+        "encoder_init": task.encoder_identity,
         "crops_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2),
     }
     write_model(result, Path(out), record)
     shutil.rmtree(work_dir, ignore_errors=True)
     log.info("segmenter %s written to %s (%.0f s)", key, out, result.wall_seconds)
+    return result
+
+
+def _load_graph_data(specs: list[dict[str, Any]]) -> list[list]:
+    """The videos of each graph data entry ({root, layout, split, segment: {video: store}, warp: {video: store}})."""
+    from stg.train.graph import load_graph_training_split
+
+    loaded = []
+    for spec in specs:
+        for role in ("segment", "warp"):
+            if not isinstance(spec.get(role), dict):
+                raise InputError("--data", f"graph training data of split '{spec.get('split')}' needs '{role}': "
+                                 f"{{video: {role} store}} (the cached stores of the training split)")
+        loaded.append(load_graph_training_split(Path(spec["root"]), spec["layout"], spec["split"], spec["segment"],
+                                                spec["warp"], spec.get("resolution", "480p")))
+    return loaded
+
+
+def train_graph(settings: dict[str, Any], data: list[dict[str, Any]], out: Path, work_dir: Path, key: str = "",
+                validation: list[dict[str, Any]] | None = None, device: str = "auto",
+                stop_after: int | None = None) -> TrainResult:
+    """Train the graph's feature network with Eq. 9 on the cached proposals of `data` and write `out`.
+
+    Omitted settings take the schema's defaults (config `training.graph`); model.pt is a MobileNetV2 `features`
+    state dict that stages.graph.mobilenet_v2.weights loads.
+    """
+    from stg.devices import resolve_device
+    from stg.models import training_settings
+    from stg.train.graph import GraphSpec, GraphTask
+
+    settings = training_settings({"training": {"graph": settings}}, "graph")
+    torch_device = resolve_device(device, "training.graph.device")
+    recipe, spec = recipe_from_settings(settings), GraphSpec.from_settings(settings)
+    loaded = _load_graph_data(data)
+    held_out = _load_graph_data(validation) if validation else []
+    videos = [video for group in loaded for video in group]
+    task = GraphTask(videos, spec, init=settings["init"], validation=[video for group in held_out for video in group])
+    log.info("train graph %s: %d videos, %d samples, %d steps of %d samples on %s", key, len(videos),
+             len(task.index), recipe.steps, recipe.batch_size, torch_device)
+    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
+    if _stopped(result, recipe, work_dir):
+        return result
+    record = _run_record("graph", key, settings, recipe, result) | {
+        "graph": asdict(spec), "data": _describe(data, loaded), "validation": _describe(validation or [], held_out),
+        "training_samples": len(task.index), "proposals": {v.name: len(v.boxes) for v in videos},
+        "init": task.init_identity, "loss": "Eq. 9: gamma * sum_v |S(M_v|b,M) - S(M_v|p,Q)| + BCE (stg/graph/loss.py)",
+        "loads_into": "stages.graph.mobilenet_v2.weights (torchvision mobilenet_v2 features.*)",
+        "samples_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 3),
+        "seconds_per_step": round(result.wall_seconds / max(result.steps, 1), 3),
+    }
+    write_model(result, Path(out), record, loss_label="loss (Eq. 9)", quality=("val_j", "held-out final J"))
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info("graph features %s written to %s (%.0f s)", key, out, result.wall_seconds)
     return result

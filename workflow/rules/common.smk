@@ -8,7 +8,7 @@ from stg.config import dataset_layout as config_dataset_layout
 from stg.config import dataset_root as config_dataset_root
 from stg.config import node_stage, parse_run_name, plan_run, semantic_settings, validate_config
 from stg.config import video_names as config_video_names
-from stg.models import plan_segmenter_training
+from stg.models import plan_graph_training, plan_segmenter_training
 from stg.stages import stage_uses_gpu  # the rules' resources: gpu=
 
 validate_config(config, "config (config/config.yaml with --config/--configfile overrides)")
@@ -29,6 +29,10 @@ def all_plans():
         for split in spec.get("splits", ["val"]):
             for variant in config["variants"]:
                 plans[(ds, split, variant)] = plan_run(config, ds, split, variant)
+    # train_graph's data: the stores of its splits come from run plans of their own ('_' is in no dataset name)
+    for plan in list(plans.values()):
+        for source in getattr(plan.models.get("graph"), "sources", ()):
+            plans[("train_graph", source.dataset, source.split)] = source
     return plans
 
 
@@ -133,11 +137,11 @@ def store_arguments(stage):
     return arguments
 
 
-def training_uses_gpu(device):
+def training_uses_gpu(device, model="segmenter"):
     """A training job holds a GPU when its device is cuda (or auto on a submit host that sees one)."""
     from stg.devices import uses_gpu
 
-    return uses_gpu(device, "training.segmenter.device")
+    return uses_gpu(device, f"training.{model}.device")
 
 
 @cache
@@ -152,6 +156,20 @@ def training_inputs(wildcards):
         raise ValueError(f"no configured training has segmenter key {wildcards.key}: the cache path is stale")
     synthetic = {e["root"] for e in plan.data + plan.validation if is_synthetic(e["dataset"])}
     return [*sorted(synthetic), *plan.flow_stores()]
+
+
+@cache
+def graph_training():
+    return plan_graph_training(config)
+
+
+def graph_training_inputs(wildcards):
+    """The train_graph job's inputs: every training video's segment and warp store (and generated datasets)."""
+    plan = graph_training()
+    if plan.key != wildcards.key:
+        raise ValueError(f"no configured training has graph key {wildcards.key}: the cache path is stale")
+    synthetic = {e["root"] for e in plan.data + plan.validation if is_synthetic(e["dataset"])}
+    return [*sorted(synthetic), *plan.input_stores()]
 
 
 def run_stores(wildcards):
@@ -191,3 +209,4 @@ SEGMENT_DEVICE = _SEGMENT.get("device", "auto")
 SEGMENT_BATCH = (_SEGMENT.get("deeplab") or {}).get("batch_size", 0)
 GRAPH_DEVICE = config["stages"].get("graph", {}).get("device", "auto")
 TRAINING_DEVICE = config.get("training", {}).get("segmenter", {}).get("device", "auto")
+GRAPH_TRAINING_DEVICE = config.get("training", {}).get("graph", {}).get("device", "auto")
