@@ -53,7 +53,7 @@ KNOWN: tuple[KnownWeights, ...] = (
     KnownWeights(
         id="segmenter_davis16",
         file="segmenter_davis16.pt",
-        sha256="03c2f10b11a35ed8da449e0dfb47fd216568e34e0f61b089d18c4195975c6461",
+        sha256="581eef75727bb712d5172c777e4b4603990d0d18ffaadc8819869bcc131ea798",
         licence="MIT (this project's own training), learned from DAVIS 2016 frames (CC BY-NC 4.0): use it as "
                 "the data's terms allow",
         source="trained by this project's train_segmenter stage on the 28 DAVIS 2016 training videos of "
