@@ -1,6 +1,7 @@
 """Segmenter training speed: crops per second of the training loop (sampling + forward + backward + AdamW).
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--steps 20] [--input-size 192] [--threads 2]
+                                     [--encoder mobilenet_v2|timm-tf_efficientnet_lite0]
 
 Trains on ../shared/data/davis2016-train's foldtrain split when it is there (else on a generated synthetic set),
 without flow (Q = the previous mask; warping costs nothing per step, it happens at load time). Prints the
@@ -20,6 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data" / "davis2016-train"
+ENCODER_INIT = {"mobilenet_v2": "imagenet-deepsort", "timm-tf_efficientnet_lite0": "imagenet-lite0"}
 
 
 def main() -> None:
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=192)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--videos", type=int, default=4, help="videos to load (loading is not timed)")
+    parser.add_argument("--encoder", default="mobilenet_v2", choices=sorted(ENCODER_INIT))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -50,7 +53,8 @@ def main() -> None:
             root, layout, split = Path(scratch) / "synthetic", "davis2017", "val"
             generate(root, seed=0, num_videos=args.videos, frames=(20, 30), height=480, width=854, split=split)
         videos = load_training_split(root, layout, split)[: args.videos]
-        task = SegmenterTask(videos, SegmenterSamples(input_size=args.input_size))
+        task = SegmenterTask(videos, SegmenterSamples(input_size=args.input_size), encoder=args.encoder,
+                             encoder_init=ENCODER_INIT[args.encoder])
         rng = np.random.default_rng(0)
         start = time.perf_counter()
         for step in range(5):
@@ -68,8 +72,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
     print(f"data: {root} ({split}, {len(videos)} videos); device {device}; torch threads {torch.get_num_threads()}")
     print(f"sampling only: {sampling:.1f} crops/s")
-    print(f"training: {args.steps * args.batch_size / seconds:.2f} crops/s at {args.input_size}x{args.input_size}, "
-          f"batch {args.batch_size} ({seconds / args.steps:.2f} s/step)")
+    print(f"training {args.encoder}: {args.steps * args.batch_size / seconds:.2f} crops/s at "
+          f"{args.input_size}x{args.input_size}, batch {args.batch_size} ({seconds / args.steps:.2f} s/step)")
 
 
 if __name__ == "__main__":
