@@ -168,6 +168,32 @@ def cmd_train_graph(args: argparse.Namespace) -> None:
                 validation=validation, device=args.device or settings["device"])
 
 
+def cmd_online_learn(args: argparse.Namespace) -> None:
+    from stg.settings import stage_settings
+    from stg.stages import open_video
+    from stg.train.stage import learn_online
+
+    settings = stage_settings("segment", _settings(args.settings), source="--settings")
+    if not settings["deeplab"]["online_learning"]["steps"]:
+        raise InputError("--settings", "deeplab.online_learning.steps is 0: online learning is off, nothing to learn")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    video = open_video(args)
+    learn_online(video, settings, args.out, args.work or args.out.parent / ".work" / args.out.name, key=args.key,
+                 device=args.device or settings["device"])
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The options every training command shares: where it runs, its work and output folders, its key."""
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: the settings' device)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--work", type=Path, help="resumable checkpoints (default: <out's folder>/.work/<out's name>)")
+    parser.add_argument("--key", default="", help="model key recorded in training.json")
+    parser.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")
+
+
 def _json_list(text: str | None, option: str) -> list[dict[str, Any]]:
     """--data / --validation: a JSON list of {root, layout, split[, resolution][, flow: {video: store}]}."""
     value = _settings(text, option) if text else []
@@ -268,11 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="JSON list of {root, layout, split, flow: {video: flow store}} "
                        "(without flow: Q is the unwarped previous mask)")
     train.add_argument("--validation", help="held-out splits, same form as --data: crop J in the history")
-    train.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: the settings' device)")
-    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    train.add_argument("--work", type=Path, help="resumable checkpoints (default: <out's folder>/.work/<out's name>)")
-    train.add_argument("--key", default="", help="model key recorded in training.json")
-    train.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")
+    _training_options(train)
     train.set_defaults(func=cmd_train_segmenter)
 
     tg = commands.add_parser("train-graph", help="train the graph's MobileNetV2 features with Eq. 9 (resumable)")
@@ -282,12 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "store}, warp: {video: warp store}}: the cached proposals and priors of each training split")
     tg.add_argument("--validation", help="held-out splits, same form as --data: loss, J and selection agreement in "
                     "the history")
-    tg.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: the settings' device)")
-    tg.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    tg.add_argument("--work", type=Path, help="resumable checkpoints (default: <out's folder>/.work/<out's name>)")
-    tg.add_argument("--key", default="", help="model key recorded in training.json")
-    tg.add_argument("--out", required=True, type=Path, help="model folder: model.pt, training.json, curve.png")
+    _training_options(tg)
     tg.set_defaults(func=cmd_train_graph)
+
+    ol = commands.add_parser("online-learn", help="fine-tune the segmenter on one video's first annotated frame "
+                             "(online learning; resumable)")
+    _add_dataset_args(ol)
+    ol.add_argument("--settings", required=True, help="the segment stage's settings as JSON or @file (config's "
+                    "stages.segment; deeplab.online_learning is the recipe, deeplab.weights the start)")
+    _training_options(ol)
+    ol.set_defaults(func=cmd_online_learn)
 
     results = commands.add_parser("results", help="write a run folder: palette PNGs, metrics, run.json")
     results.add_argument("--dataset-root", required=True, type=Path)

@@ -96,6 +96,9 @@ def semantic_settings(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
         settings = {k: v for k, v in settings.items() if k not in backend_names or k in kept}
         for name in kept & backend_names:
             settings[name] = {k: v for k, v in settings[name].items() if k not in EXECUTION_ONLY}
+            online = settings[name].get("online_learning")
+            if isinstance(online, dict) and not online.get("steps"):  # off: no effect, so not in the key
+                settings[name] = {k: v for k, v in settings[name].items() if k != "online_learning"}
     return settings
 
 
@@ -162,6 +165,17 @@ class RunPlan:
     upstream: dict[str, dict[str, str]] = field(default_factory=dict)
     segmenter: dict[str, dict[str, Any]] = field(default_factory=dict)  # online graph node -> segment settings
     models: dict[str, Any] = field(default_factory=dict)  # model name -> stg.models.TrainingPlan it needs
+    online: str = ""  # key of the per-video online-learned segmenters (stages.segment.deeplab.online_learning on)
+
+    def segments(self, node: str) -> bool:
+        """Whether a node runs the segmenter (the segment stage, or a graph with online proposals)."""
+        return node_stage(node) == "segment" or node in self.segmenter
+
+    def online_model(self, node: str, video: str) -> dict[str, str]:
+        """{'online_model': folder} of the video's online-learned segmenter when the node segments with one."""
+        if not self.online or not self.segments(node):
+            return {}
+        return {"online_model": f"cache/{self.dataset}/online/{self.online}/{video}"}
 
     def model_inputs(self, node: str) -> dict[str, str]:
         """{'<model>_model': folder} of the trained models a node reads (its settings name their files)."""
@@ -231,6 +245,11 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
         models["segmenter"] = plan_segmenter_training(config)
         segment = with_trained_segmenter(segment, models["segmenter"])
 
+    online_key = ""
+    if ("segment" in chain or online) and segment.get("backend") == "deeplab" \
+            and segment["deeplab"]["online_learning"]["steps"]:
+        online_key = stage_key("online", semantic_settings("segment", segment), [keys["dataset"]])
+
     def add(node: str, node_settings: dict[str, Any], roles: dict[str, str]) -> None:
         settings[node], upstream[node] = node_settings, roles
         stage = node_stage(node)
@@ -258,7 +277,7 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
             add(f"{stage}@{k}", node_settings, roles)
         previous = f"{chain[-1]}@{k}"
     return RunPlan(run or f"{dataset}_{split}__{variant}", dataset, split, variant, method, settings, keys, upstream,
-                   segmenter, models)
+                   segmenter, models, online_key)
 
 
 def parse_run_name(config: dict[str, Any], run: str) -> tuple[str, str, str]:

@@ -115,6 +115,22 @@ class Job:
                              self.runtime)
 
 
+def with_online_model(segment_settings: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+    """Segment settings whose deeplab weights are the video's online-learned model (--online-model), when given."""
+    online = segment_settings.get("deeplab", {}).get("online_learning", {})
+    if folder is None:
+        if online.get("steps"):
+            raise InputError("--online-model", "stages.segment.deeplab.online_learning is on: give the video's "
+                             "online-learned model folder (stg online-learn's --out)")
+        return segment_settings
+    model = Path(folder) / "model.pt"
+    if not model.is_file():
+        raise InputError(model, "online-learned model is missing (run stg online-learn for this video)")
+    settings = copy.deepcopy(segment_settings)
+    settings["deeplab"]["weights"] = str(model)
+    return settings
+
+
 def runtime_settings(stage: str, settings: dict[str, Any], device: str | None, batch_size: int = 0
                      ) -> dict[str, Any]:
     """A job's settings with its execution-only knobs (not in any key): the device and the chosen backend's
@@ -186,10 +202,12 @@ def run_detect(job: Job) -> None:
 
 
 def run_segment(job: Job) -> None:
+    from stg.segment.backends import make_segment_backend
     from stg.segment.stage import compute_segment_store
     from stg.store import open_store
 
-    backend = job.backend()  # weights and device fail here, before any input is read
+    # weights and device fail here, before any input is read
+    backend = make_segment_backend(with_online_model(job.runtime, job.args.online_model))
     video = job.video()
     detect, warp = open_store(job.args.detect, "detect"), open_store(job.args.warp, "warp")
     compute_segment_store(video, detect, warp, backend, job.out, job.given, key=job.key,
@@ -226,6 +244,7 @@ def run_graph(job: Job) -> None:
                              "and --segment-settings (config's stages.segment)")
         segment_settings = stage_settings("segment", json_argument(job.args.segment_settings, "--segment-settings"),
                                           source="--segment-settings")
+        segment_settings = with_online_model(segment_settings, job.args.online_model)
         segmenter = make_segment_backend(segment_settings, job.runtime.get("device"))
         proposals = open_store(job.args.detect, "detect")
     else:
@@ -252,6 +271,9 @@ def json_argument(text: str, option: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- the table
 
+ONLINE_MODEL = Option("--online-model", {"type": Path, "help": "the video's online-learned segmenter folder "
+                                         "(stages.segment.deeplab.online_learning on; stg online-learn's --out)"})
+
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("flow", "forward/backward optical flow of one video", (DATASET,), run_flow, backends="stg.flow.backends"),
     Stage("warp", "per-object priors propagated with the cached flow", ("flow",), run_warp,
@@ -260,7 +282,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("detect", "class-agnostic box proposals of every frame", ("warp",), run_detect,
           backends="stg.detect.backends"),
     Stage("segment", "a soft mask for every detection box, seeded by the warped prior", ("detect", "warp"),
-          run_segment, backends="stg.segment.backends"),
+          run_segment, backends="stg.segment.backends", options=(ONLINE_MODEL,)),
     Stage("graph", "STG-Net's spatial and temporal graphs: label maps from the proposals", ("segment", "warp", "flow"),
           run_graph, backends="stg.features.backends", backend_kind="features", builds_backend=graph_runs_torch,
           either_roles=("segment",),
@@ -268,7 +290,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
                                         "help": "torch CPU threads (0: torch's default)"}),
                    Option("--detect", {"type": Path, "help": "proposals online: the detect store of the video"}),
                    Option("--segment-settings", {"help": "proposals online: the segmenter's settings as JSON "
-                                                 "(config's stages.segment)"}))),
+                                                 "(config's stages.segment)"}), ONLINE_MODEL)),
     Stage("propagate", "label maps by arg-max of the warped priors (baseline)", ("warp",), run_propagate,
           reads_video=False),
 )}

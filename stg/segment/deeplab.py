@@ -66,12 +66,14 @@ class DeepLabSegmenter:
     name = "deeplab"
 
     def __init__(self, encoder: str = "mobilenet_v2", weights: str | None = None, encoder_init: str | None = None,
-                 input_size: int = 192, margin: float = 0.25, batch_size: int = 16, device: str = "auto") -> None:
+                 input_size: int = 192, margin: float = 0.25, batch_size: int = 16, device: str = "auto",
+                 online_learning: dict[str, Any] | None = None) -> None:
         from stg.weights import load_state_dict_checked, weights_identity
         from stg.weights_registry import resolve_known
 
         _check_combination(encoder, weights, encoder_init)
         self.encoder, self.input_size, self.margin, self.batch_size = encoder, input_size, float(margin), batch_size
+        self.online_learning = online_learning  # the workflow's per-video fine-tuning (already in `weights` here)
         self.device = resolve_device(device, "stages.segment.device")
         self.model = build_deeplab(encoder)
         self.weights: dict[str, Any] | None = None
@@ -90,7 +92,8 @@ class DeepLabSegmenter:
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "encoder": self.encoder, "input_size": self.input_size, "margin": self.margin,
-                "weights": self.weights, "encoder_init": self.encoder_init, "device": str(self.device)}
+                "weights": self.weights, "encoder_init": self.encoder_init, "device": str(self.device),
+                **({"online_learning": self.online_learning} if (self.online_learning or {}).get("steps") else {})}
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """(N, 4, S, S) network inputs -> (N, S, S) foreground probabilities, in batches."""

@@ -226,3 +226,48 @@ def train_graph(settings: dict[str, Any], data: list[dict[str, Any]], out: Path,
     shutil.rmtree(work_dir, ignore_errors=True)
     log.info("graph features %s written to %s (%.0f s)", key, out, result.wall_seconds)
     return result
+
+
+def learn_online(video, segment_settings: dict[str, Any], out: Path, work_dir: Path, key: str = "",
+                 device: str = "auto", stop_after: int | None = None) -> TrainResult:
+    """Fine-tune the video's segmenter on its first annotated frame (stg.train.online) and write `out`.
+
+    `segment_settings`: the completed `stages.segment` settings whose deeplab network is the start and whose
+    `deeplab.online_learning` block is the recipe; model.pt then replaces `deeplab.weights` for this video only.
+    """
+    import numpy as np
+
+    from stg.datasets import read_first_mask, read_frame
+    from stg.devices import resolve_device
+    from stg.segment.deeplab import DeepLabSegmenter
+    from stg.train.online import DreamSpec, OnlineTask, dream_video
+
+    deeplab = segment_settings["deeplab"]
+    online = deeplab["online_learning"]
+    if segment_settings["backend"] != "deeplab":
+        raise InputError("stages.segment.deeplab.online_learning", "online learning fine-tunes the deeplab "
+                         f"segmenter, not '{segment_settings['backend']}'")
+    torch_device = resolve_device(device, "stages.segment.device")
+    start = DeepLabSegmenter(encoder=deeplab["encoder"], weights=deeplab["weights"], device="cpu")
+    labels, num_objects = read_first_mask(video)
+    image = read_frame(video.frame_paths[0])
+    dream = DreamSpec(**{k: v for k, v in online.items() if k in {f.name for f in fields(DreamSpec)}})
+    clip = dream_video(video.name, image, labels, num_objects, dream, np.random.default_rng(online["seed"]))
+    spec = SegmenterSamples(input_size=deeplab["input_size"], margin=deeplab["margin"])
+    task = OnlineTask(clip, spec, start.model.state_dict(), deeplab["encoder"])
+    recipe = Recipe(steps=online["steps"], batch_size=online["batch_size"], lr=online["lr"], schedule="constant",
+                    seed=online["seed"], checkpoint_every=max(online["steps"], 1))
+    log.info("online learning %s: %d dreamed frames, %d steps of %d crops on %s", video.name, dream.frames,
+             recipe.steps, recipe.batch_size, torch_device)
+    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
+    if _stopped(result, recipe, work_dir):
+        return result
+    record = _run_record("online-segmenter", key, segment_settings, recipe, result) | {
+        "video": video.name, "first_frame": video.frame_names[0], "objects": num_objects, "dream": asdict(dream),
+        "samples": asdict(spec), "start": start.weights,
+        "crops_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2),
+    }
+    write_model(result, Path(out), record)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info("online segmenter of %s written to %s (%.0f s)", video.name, out, result.wall_seconds)
+    return result

@@ -116,7 +116,7 @@ def upstream_stores(stage):
     def stores(wildcards):
         plan, node = plan_node(stage, wildcards.key)
         return {**{role: plan.store(name, wildcards.video) for role, name in plan.upstream[node].items()
-                   if name != "dataset"}, **plan.model_inputs(node)}
+                   if name != "dataset"}, **plan.model_inputs(node), **plan.online_model(node, wildcards.video)}
 
     return stores
 
@@ -132,9 +132,34 @@ def store_arguments(stage):
         if node in plan.segmenter:
             segment = semantic_settings("segment", plan.segmenter[node])
             parts.append(f"--segment-settings {shlex.quote(json.dumps(segment, sort_keys=True))}")
-        return " ".join(parts)
+        return " ".join([*parts, online_argument(stage)(wildcards)])
 
     return arguments
+
+
+def online_argument(stage):
+    """Params function: `--online-model <folder>` when the job segments with the video's online-learned model."""
+
+    def argument(wildcards):
+        plan, node = plan_node(stage, wildcards.key)
+        return " ".join(f"--online-model {shlex.quote(path)}" for path in plan.online_model(node, wildcards.video).values())
+
+    return argument
+
+
+def online_plan(key):
+    """(plan, segment settings) of the runs whose per-video online learning has this key."""
+    for plan in all_plans().values():
+        if plan.online == key:
+            node = next(n for n in plan.nodes if plan.segments(n))
+            return plan, plan.segmenter.get(node, plan.settings.get(node))
+    raise ValueError(f"no configured run has online-learning key {key}: the cache path is stale or hand-made")
+
+
+def online_inputs(wildcards):
+    """The online_learning job's inputs: the trained segmenter it starts from, when it is the train stage's."""
+    plan, _ = online_plan(wildcards.key)
+    return {name: folder for name, folder in plan.model_inputs("segment").items()}
 
 
 def training_uses_gpu(device, model="segmenter"):
@@ -184,6 +209,8 @@ def run_benchmarks(wildcards):
     plan = run_plan(wildcards)
     videos = video_names(plan.dataset, plan.split)
     files = [plan.benchmark(stage, video) for stage in stage_chain(plan) for video in videos]
+    if plan.online:  # the per-video online learning the run's segmenter went through
+        files += [f"cache/{plan.dataset}/benchmarks/online/{plan.online}/{video}.tsv" for video in videos]
     if is_synthetic(plan.dataset):
         files.append(f"cache/{plan.dataset}/benchmarks/synth/{plan.keys['dataset']}/dataset.tsv")
     return files
@@ -195,7 +222,9 @@ def run_description(wildcards):
     settings = {stage: semantic_settings(stage, plan.settings[stage]) for stage in ["dataset", *stage_chain(plan)]}
     return json.dumps({"dataset": plan.dataset, "variant": plan.variant, "method": plan.method,
                        "description": config["variants"][plan.variant].get("description", ""),
-                       "settings": settings, "keys": {s: plan.keys[s] for s in ["dataset", *stage_chain(plan)]},
+                       "settings": settings,
+                       "keys": {s: plan.keys[s] for s in ["dataset", *stage_chain(plan)]}
+                       | ({"online": plan.online} if plan.online else {}),
                        "stores": run_stores(wildcards)}, sort_keys=True)
 
 

@@ -13,6 +13,7 @@ rule segment:
         root=lambda wc: dataset_root(wc.ds),
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
+        online=online_argument("segment"),
     resources:
         gpu=lambda wc: int(stage_uses_gpu("segment", plan_for("segment", wc.key).settings["segment"], SEGMENT_DEVICE)),
     log:
@@ -21,6 +22,6 @@ rule segment:
         "cache/{ds}/benchmarks/segment/{key}/{video}.tsv"
     shell:
         "stg segment --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
-        "--video {wildcards.video:q} --detect {input.detect:q} --warp {input.warp:q} --settings {params.settings:q} "
+        "--video {wildcards.video:q} --detect {input.detect:q} --warp {input.warp:q} --settings {params.settings:q} {params.online} "
         "--device {SEGMENT_DEVICE:q} --batch-size {SEGMENT_BATCH:q} --key {wildcards.key:q} --out {output:q} "
         "2> {log:q}"

@@ -52,3 +52,32 @@ rule train_graph:
         "stg train-graph --settings {params.settings:q} --data {params.data:q} "
         "--validation {params.validation:q} --device {GRAPH_TRAINING_DEVICE:q} --threads {threads:q} "
         "--work {params.work:q} --key {wildcards.key:q} --out {output:q} 2> {log:q}"
+
+
+# Online learning (stages.segment.deeplab.online_learning): per video, the segmenter fine-tuned on the first
+# annotated frame; the segment stage (or an online graph) of that video reads it (--online-model).
+
+
+rule online_learning:
+    input:
+        dataset_input,
+        unpack(online_inputs),
+    output:
+        directory("cache/{ds}/online/{key}/{video}"),
+    params:
+        settings=lambda wc: json.dumps(online_plan(wc.key)[1], sort_keys=True),
+        root=lambda wc: dataset_root(wc.ds),
+        layout=lambda wc: dataset_layout(wc.ds),
+        split=lambda wc: video_split(wc.ds, wc.video),
+        work=lambda wc: f"cache/{wc.ds}/online/.work/{wc.key}/{wc.video}",
+    threads: 2
+    resources:
+        gpu=lambda wc: int(stage_uses_gpu("segment", online_plan(wc.key)[1], SEGMENT_DEVICE)),
+    log:
+        "cache/{ds}/logs/online/{key}/{video}.log",
+    benchmark:
+        "cache/{ds}/benchmarks/online/{key}/{video}.tsv"
+    shell:
+        "stg online-learn --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--video {wildcards.video:q} --settings {params.settings:q} --device {SEGMENT_DEVICE:q} "
+        "--threads {threads:q} --work {params.work:q} --key {wildcards.key:q} --out {output:q} 2> {log:q}"
