@@ -103,5 +103,8 @@ def test_table4_variants_share_upstream_stores(config, proposals, shared):
     assert all(("segment" in p.nodes) == (proposals == "cached") for p in plans.values())
     assert len({p.keys[shared] for p in plans.values()}) == 1
     assert len({p.keys["graph"] for p in plans.values()}) == 4
-    assert config["default_variant"] == "baseline"  # the best chain measured on the check fold (README)
+    assert config["default_variant"] == "baseline-ol"  # the best chain measured on the check fold (README)
+    default, greedy = plan_run(config, "demo", "val", "baseline-ol"), plans["baseline"]
+    assert default.online and not greedy.online and default.keys["detect"] == greedy.keys["detect"]
+    assert default.keys["graph"] != greedy.keys["graph"]
     assert plan_run(config, "demo", "val", "propagate").nodes == ["flow", "warp", "propagate"]

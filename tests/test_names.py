@@ -132,7 +132,7 @@ def test_every_rule_passes_each_name_as_one_argument(tmp_path):
     commands = [shlex.split(line.removeprefix("Shell command: "))
                 for line in result.stdout.splitlines() if line.startswith("Shell command: ")]
     rules = {argv[1] for argv in commands}
-    assert {"flow", "warp", "propagate", "detect", "segment", "graph", "results"} <= rules
+    assert {"flow", "warp", "propagate", "detect", "segment", "graph", "online-learn", "results"} <= rules
     for argv in commands:
         if argv[1] == "results":  # lists of stores: below
             continue
@@ -143,10 +143,12 @@ def test_every_rule_passes_each_name_as_one_argument(tmp_path):
             video = argv[argv.index("--video") + 1]
             assert video in ODD_NAMES
             assert options["--dataset-root"] == root
-            assert options["--out"].endswith(f"/{video}.zarr")
+            assert options["--out"].endswith(f"/{video}" if argv[1] == "online-learn" else f"/{video}.zarr")
             for role in ("--warp", "--flow", "--detect", "--segment", "--previous-labels"):
                 if role in argv:
                     assert argv[argv.index(role) + 1].endswith(f"/{video}.zarr"), (role, argv)
+            if "--online-model" in argv:
+                assert argv[argv.index("--online-model") + 1].endswith(f"/{video}"), argv
         else:
             assert argv[1] == "propagate"
             assert any(options["--warp"].endswith(f"/{name}.zarr") for name in ODD_NAMES)
