@@ -50,13 +50,17 @@ class StoreBuilder:
     def __init__(self, group: zarr.Group) -> None:
         self.group = group
 
-    def array(self, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...] | None = None) -> zarr.Array:
-        """An array chunked one frame (first axis entry) per chunk unless told otherwise."""
+    def array(self, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...] | None = None,
+              compressor: Any = None, filters: Any = None) -> zarr.Array:
+        """An array chunked one frame (first axis entry) per chunk unless told otherwise.
+
+        `compressor` (default: `_compressor` of the dtype) and `filters` (Zarr v3 array-to-array codecs, e.g. a
+        TransposeCodec) let a stage pick its own encoding (the flow stage's, stg.flow.store)."""
         if chunks is None:
             chunks = (1, *shape[1:]) if shape else ()
         chunks = tuple(max(1, c) for c in chunks)
-        return self.group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
-                                       compressors=_compressor(np.dtype(dtype)), fill_value=0)
+        return self.group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, filters=filters,
+                                       compressors=compressor or _compressor(np.dtype(dtype)), fill_value=0)
 
     def ragged(self, name: str, rows_per_frame: list[np.ndarray], dtype: Any, chunk_rows: int | None = None) -> None:
         """Flat rows of all frames plus `offsets` (T+1): frame t owns rows offsets[t]:offsets[t+1].

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from stg.datasets import Video, read_first_mask, read_frame
 from stg.features.base import FeatureBackend
+from stg.flow.store import read_flow
 from stg.graph.proposals import CachedProposals, OnlineProposals, ProposalSource
 from stg.graph.settings import GraphSettings
 from stg.graph.tracker import GraphTracker
@@ -90,8 +91,8 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
         table["boxes"][0] = np.stack([tracker.history[k][-1] for k in range(num_objects)]) if num_objects else 0
         table["chosen"][0] = -1
         for t in tqdm(range(1, count), desc=f"graph {video.name}", unit="frame", leave=False):
-            warped, _ = warp_step(one_hot(previous, num_objects), flow["backward"][t - 1], flow["forward"][t - 1],
-                                  warp_settings)
+            warped, _ = warp_step(one_hot(previous, num_objects), read_flow(flow, "backward", t - 1),
+                                  read_flow(flow, "forward", t - 1), warp_settings)
             image = read_frame(video.frame_paths[t])
             result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes()), warped)
             previous = result.labels

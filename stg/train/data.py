@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from stg.datasets import VOID_LABEL, Video, open_dataset, read_annotation, read_frames
 from stg.errors import InputError
+from stg.flow.store import read_flow
 from stg.store import check_store_matches, open_store
 from stg.warp.ops import backward_warp, one_hot, quantise
 
@@ -56,14 +57,13 @@ def load_training_video(video: Video, flow_path: Path | None) -> TrainingVideo:
         raise InputError(video.annotation_paths[video.frame_names[0]], f"no object annotated in '{video.name}'")
     warped = np.zeros((len(frames), num_objects, *shape), dtype=np.uint8)
     warped[0] = quantise(one_hot(labels[0], num_objects))
-    backward = None
+    store = None
     if flow_path is not None:
         store = open_store(flow_path, "flow")
         check_store_matches(store, flow_path, video)
-        backward = store["backward"]
     for t in range(1, len(frames)):
         previous = one_hot(labels[t - 1], num_objects)
-        warped[t] = quantise(backward_warp(previous, backward[t - 1].astype(np.float32)) if backward is not None
+        warped[t] = quantise(backward_warp(previous, read_flow(store, "backward", t - 1)) if store is not None
                              else previous)
     return TrainingVideo(video.name, frames, labels, warped, num_objects)
 

@@ -19,6 +19,7 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
+from stg.flow.store import read_flow
 from stg.settings import StageSettings
 from stg.store import build_store
 from stg.warp.ops import backward_warp, dequantise, occlusion_mask, one_hot, priors_to_labels, quantise
@@ -133,7 +134,8 @@ def compute_warp_store(first_labels: np.ndarray, num_objects: int, flow: zarr.Gr
         priors[0] = quantise(prior)
         for frame in tqdm(range(1, num_frames), desc=f"warp {video}", unit="frame", leave=False):
             masks = source.masks_before(frame, prior)
-            prior, occluded = warp_step(masks, flow["backward"][frame - 1], flow["forward"][frame - 1], warp)
+            backward, forward = read_flow(flow, "backward", frame - 1), read_flow(flow, "forward", frame - 1)
+            prior, occluded = warp_step(masks, backward, forward, warp)
             priors[frame] = quantise(prior)
             occlusion[frame] = occluded.astype(np.uint8)
 
