@@ -6,7 +6,13 @@ from functools import cache
 
 from stg.config import dataset_layout as config_dataset_layout
 from stg.config import dataset_root as config_dataset_root
-from stg.config import node_stage, parse_run_name, plan_run, semantic_settings, validate_config
+from stg.config import (
+    node_stage,
+    parse_run_name,
+    plan_run,
+    semantic_settings,
+    validate_config,
+)
 from stg.config import video_names as config_video_names
 from stg.models import plan_graph_training, plan_segmenter_training
 from stg.stages import stage_uses_gpu  # the rules' resources: gpu=
@@ -115,20 +121,31 @@ def upstream_stores(stage):
 
     def stores(wildcards):
         plan, node = plan_node(stage, wildcards.key)
-        return {**{role: plan.store(name, wildcards.video) for role, name in plan.upstream[node].items()
-                   if name != "dataset"}, **plan.model_inputs(node), **plan.online_model(node, wildcards.video)}
+        return {
+            **{
+                role: plan.store(name, wildcards.video)
+                for role, name in plan.upstream[node].items()
+                if name != "dataset"
+            },
+            **plan.model_inputs(node),
+            **plan.online_model(node, wildcards.video),
+        }
 
     return stores
 
 
 def store_arguments(stage):
     """Params function: the job's `--<role> <store>` arguments, shell-quoted (roles differ with the settings, e.g. an
-    online graph reads --detect, not --segment), plus an online graph's --segment-settings."""
+    online graph reads --detect, not --segment), plus an online graph's --segment-settings.
+    """
 
     def arguments(wildcards):
         plan, node = plan_node(stage, wildcards.key)
-        parts = [f"--{role.replace('_', '-')} {shlex.quote(plan.store(name, wildcards.video))}"
-                 for role, name in plan.upstream[node].items() if name != "dataset"]
+        parts = [
+            f"--{role.replace('_', '-')} {shlex.quote(plan.store(name, wildcards.video))}"
+            for role, name in plan.upstream[node].items()
+            if name != "dataset"
+        ]
         if node in plan.segmenter:
             segment = semantic_settings("segment", plan.segmenter[node])
             parts.append(f"--segment-settings {shlex.quote(json.dumps(segment, sort_keys=True))}")
@@ -142,7 +159,9 @@ def online_argument(stage):
 
     def argument(wildcards):
         plan, node = plan_node(stage, wildcards.key)
-        return " ".join(f"--online-model {shlex.quote(path)}" for path in plan.online_model(node, wildcards.video).values())
+        return " ".join(
+            f"--online-model {shlex.quote(path)}" for path in plan.online_model(node, wildcards.video).values()
+        )
 
     return argument
 
@@ -220,12 +239,19 @@ def run_description(wildcards):
     """The run's plan as JSON for `stg results` (recorded in run.json)."""
     plan = run_plan(wildcards)
     settings = {stage: semantic_settings(stage, plan.settings[stage]) for stage in ["dataset", *stage_chain(plan)]}
-    return json.dumps({"dataset": plan.dataset, "variant": plan.variant, "method": plan.method,
-                       "description": config["variants"][plan.variant].get("description", ""),
-                       "settings": settings,
-                       "keys": {s: plan.keys[s] for s in ["dataset", *stage_chain(plan)]}
-                       | ({"online": plan.online} if plan.online else {}),
-                       "stores": run_stores(wildcards)}, sort_keys=True)
+    return json.dumps(
+        {
+            "dataset": plan.dataset,
+            "variant": plan.variant,
+            "method": plan.method,
+            "description": config["variants"][plan.variant].get("description", ""),
+            "settings": settings,
+            "keys": {s: plan.keys[s] for s in ["dataset", *stage_chain(plan)]}
+            | ({"online": plan.online} if plan.online else {}),
+            "stores": run_stores(wildcards),
+        },
+        sort_keys=True,
+    )
 
 
 # Execution-only knobs come from the global config as CLI flags, so they change neither keys nor params:

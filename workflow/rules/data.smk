@@ -4,13 +4,15 @@
 rule synth:
     output:
         directory("cache/{ds}/dataset/{key}"),
-    params:
-        spec=lambda wc: config["datasets"][wc.ds]["synthetic"],
-        split=lambda wc: config["datasets"][wc.ds].get("splits", ["val"])[0],
     log:
         "cache/{ds}/logs/synth/{key}.log",
     benchmark:
         "cache/{ds}/benchmarks/synth/{key}/dataset.tsv"
+    conda:
+        "../../envs/stg.yaml"
+    params:
+        spec=lambda wc: config["datasets"][wc.ds]["synthetic"],
+        split=lambda wc: config["datasets"][wc.ds].get("splits", ["val"])[0],
     shell:
         "stg synth --root {output:q} --seed {params.spec[seed]:q} --num-videos {params.spec[num_videos]:q} "
         "--min-frames {params.spec[min_frames]:q} --max-frames {params.spec[max_frames]:q} "

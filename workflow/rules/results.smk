@@ -7,13 +7,16 @@ rule metrics:
         benchmarks=run_benchmarks,
     output:
         directory("results/{run}"),
+    log:
+        "cache/logs/results/{run}.log",
+    conda:
+        "../../envs/stg.yaml"
     params:
+        processes=config["metrics"]["processes"],
         plan=run_description,
         root=lambda wc: dataset_root(run_plan(wc).dataset),
         split=lambda wc: run_plan(wc).split,
-    log:
-        "cache/logs/results/{run}.log",
     shell:
         "stg results --dataset-root {params.root:q} --split {params.split:q} --labels {input.labels:q} "
-        "--plan {params.plan:q} --benchmarks {input.benchmarks:q} --processes {config[metrics][processes]:q} "
+        "--plan {params.plan:q} --benchmarks {input.benchmarks:q} --processes {params.processes:q} "
         "--out {output:q} 2> {log:q}"

@@ -8,20 +8,30 @@ rule segment:
         unpack(upstream_stores("segment")),
     output:
         directory("cache/{ds}/segment/{key}/{video}.zarr"),
+    log:
+        "cache/{ds}/logs/segment/{key}/{video}.log",
+    benchmark:
+        "cache/{ds}/benchmarks/segment/{key}/{video}.tsv"
+    conda:
+        "../../envs/stg.yaml"
+    resources:
+        gpu=lambda wc: int(
+            stage_uses_gpu(
+                "segment",
+                plan_for("segment", wc.key).settings["segment"],
+                SEGMENT_DEVICE,
+            )
+        ),
     params:
+        batch_size=SEGMENT_BATCH,
+        device=SEGMENT_DEVICE,
         settings=lambda wc: settings_json("segment", wc.key),
         root=lambda wc: dataset_root(wc.ds),
         layout=lambda wc: dataset_layout(wc.ds),
         split=lambda wc: video_split(wc.ds, wc.video),
         online=online_argument("segment"),
-    resources:
-        gpu=lambda wc: int(stage_uses_gpu("segment", plan_for("segment", wc.key).settings["segment"], SEGMENT_DEVICE)),
-    log:
-        "cache/{ds}/logs/segment/{key}/{video}.log",
-    benchmark:
-        "cache/{ds}/benchmarks/segment/{key}/{video}.tsv"
     shell:
         "stg segment --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
         "--video {wildcards.video:q} --detect {input.detect:q} --warp {input.warp:q} --settings {params.settings:q} {params.online} "
-        "--device {SEGMENT_DEVICE:q} --batch-size {SEGMENT_BATCH:q} --key {wildcards.key:q} --out {output:q} "
+        "--device {params.device:q} --batch-size {params.batch_size:q} --key {wildcards.key:q} --out {output:q} "
         "2> {log:q}"

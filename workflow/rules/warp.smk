@@ -8,6 +8,12 @@ rule warp:
         unpack(upstream_stores("warp")),
     output:
         directory("cache/{ds}/warp/{key}/{video}.zarr"),
+    log:
+        "cache/{ds}/logs/warp/{key}/{video}.log",
+    benchmark:
+        "cache/{ds}/benchmarks/warp/{key}/{video}.tsv"
+    conda:
+        "../../envs/stg.yaml"
     params:
         settings=lambda wc: settings_json("warp", wc.key),
         root=lambda wc: dataset_root(wc.ds),
@@ -15,12 +21,9 @@ rule warp:
         split=lambda wc: video_split(wc.ds, wc.video),
         # a refinement pass warps the previous pass's label maps (source previous_pass)
         # (an argument string: the path is shell-quoted here, so the shell command uses {params.previous} as is)
-        previous=lambda wc, input: (f"--previous-labels {shlex.quote(input.previous_labels)}"
-                                    if "previous_labels" in input.keys() else ""),
-    log:
-        "cache/{ds}/logs/warp/{key}/{video}.log",
-    benchmark:
-        "cache/{ds}/benchmarks/warp/{key}/{video}.tsv"
+        previous=lambda wc, input: (
+            f"--previous-labels {shlex.quote(input.previous_labels)}" if "previous_labels" in input.keys() else ""
+        ),
     shell:
         "stg warp --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
         "--video {wildcards.video:q} --flow {input.flow:q} {params.previous} --settings {params.settings:q} "
@@ -32,12 +35,14 @@ rule propagate:
         unpack(upstream_stores("propagate")),
     output:
         directory("cache/{ds}/propagate/{key}/{video}.zarr"),
-    params:
-        settings=lambda wc: settings_json("propagate", wc.key),
     log:
         "cache/{ds}/logs/propagate/{key}/{video}.log",
     benchmark:
         "cache/{ds}/benchmarks/propagate/{key}/{video}.tsv"
+    conda:
+        "../../envs/stg.yaml"
+    params:
+        settings=lambda wc: settings_json("propagate", wc.key),
     shell:
         "stg propagate --warp {input.warp:q} --settings {params.settings:q} --key {wildcards.key:q} --out {output:q} "
         "2> {log:q}"
