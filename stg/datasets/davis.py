@@ -73,18 +73,27 @@ class Dataset:
             raise InputError(self.split_file, "split file is empty: no sequences listed")
         return tuple(lines)
 
+    @cached_property
+    def _lines_by_video(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        """DAVIS 2016: each sequence's split-file lines (split into fields), in file order, keyed by the folder
+        its frame lies in; parsed once, since each video and each planning step looks its lines up."""
+        grouped: dict[str, list[tuple[str, ...]]] = {}
+        for line in self._parsed_split_lines:
+            parts = tuple(line.split())
+            grouped.setdefault(Path(parts[0]).parent.name, []).append(parts)
+        return {name: tuple(lines) for name, lines in grouped.items()}
+
+    @cached_property
+    def _video_names(self) -> tuple[str, ...]:
+        lines = self._parsed_split_lines
+        if self.layout == "davis2017":
+            return tuple(check_video_name(line, self.split_file) for line in lines)
+        return tuple(check_video_name(name, self.split_file) for name in self._lines_by_video)
+
     def video_names(self) -> list[str]:
         """Sequence names in the split file's order (the official toolkit's row order); a name that cannot be a
         folder and a command-line argument (stg.datasets.names) is an InputError naming the split file."""
-        lines = self._split_lines()
-        if self.layout == "davis2017":
-            return [check_video_name(line, self.split_file) for line in lines]
-        names: list[str] = []
-        for line in lines:
-            name = check_video_name(Path(line.split()[0]).parent.name, self.split_file)
-            if name not in names:
-                names.append(name)
-        return names
+        return list(self._video_names)
 
     def video(self, name: str) -> Video:
         if self.layout == "davis2016":
@@ -114,10 +123,7 @@ class Dataset:
         image_dir, annotation_dir = self._folders(name)
         frames: dict[str, Path] = {}
         listed: dict[str, Path] = {}  # frame stem -> its annotation as listed, whether or not it exists
-        for line in self._split_lines():
-            parts = line.split()
-            if Path(parts[0]).parent.name != name:
-                continue
+        for parts in self._lines_by_video.get(name, ()):
             frame = self.root / parts[0].lstrip("/")
             if frame.stem in frames:
                 raise InputError(self.split_file, f"sequence '{name}' lists frame '{frame.stem}' twice "
