@@ -15,7 +15,8 @@ from stg.report import STAGE_ORDER
 from stg.settings import stage_names, stage_schema
 from stg.stages import DATASET, STAGES, runtime_settings, stage_uses_gpu
 
-NOT_STAGES = {"synth", "proposals-report", "metrics", "results", "weights", "train-segmenter", "train-graph", "compare"}
+NOT_STAGES = {"synth", "proposals-report", "metrics", "results", "weights", "train-segmenter", "train-graph",
+              "online-learn", "compare"}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
