@@ -139,6 +139,23 @@ def _stopped(result: TrainResult, recipe: Recipe, work_dir: Path) -> bool:
     return False
 
 
+def _train_and_write(task, recipe: Recipe, work_dir: Path, out: Path, key: str, settings: dict[str, Any],
+                     torch_device, stop_after: int | None, details, **curve: Any) -> TrainResult:
+    """The skeleton every training stage shares: run (or resume) the loop; when it finished, write the model with
+    the common record plus `details(result)`, and drop the work folder."""
+    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
+    if _stopped(result, recipe, work_dir):
+        return result
+    write_model(result, Path(out), _run_record(task.name, key, settings, recipe, result) | details(result), **curve)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info("%s %s written to %s (%.0f s)", task.name, key, out, result.wall_seconds)
+    return result
+
+
+def _crops_per_second(result: TrainResult, recipe: Recipe) -> float:
+    return round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2)
+
+
 def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: Path, work_dir: Path, key: str = "",
                     validation: list[dict[str, Any]] | None = None, device: str = "auto",
                     stop_after: int | None = None) -> TrainResult:
@@ -161,18 +178,9 @@ def train_segmenter(settings: dict[str, Any], data: list[dict[str, Any]], out: P
                          validation=[video for group in held_out for video in group])
     log.info("train segmenter %s: %d videos, %d samples, %d steps of %d crops on %s", key, len(videos),
              len(task.index), recipe.steps, recipe.batch_size, torch_device)
-    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
-    if _stopped(result, recipe, work_dir):
-        return result
-    record = _run_record("segmenter", key, settings, recipe, result) | {
+    return _train_and_write(task, recipe, work_dir, out, key, settings, torch_device, stop_after, lambda result: {
         "samples": asdict(spec), "data": _describe(data, loaded), "validation": _describe(validation or [], held_out),
-        "encoder_init": task.encoder_identity,
-        "crops_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2),
-    }
-    write_model(result, Path(out), record)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    log.info("segmenter %s written to %s (%.0f s)", key, out, result.wall_seconds)
-    return result
+        "encoder_init": task.encoder_identity, "crops_per_second": _crops_per_second(result, recipe)})
 
 
 def _load_graph_data(specs: list[dict[str, Any]]) -> list[list]:
@@ -211,21 +219,14 @@ def train_graph(settings: dict[str, Any], data: list[dict[str, Any]], out: Path,
     task = GraphTask(videos, spec, init=settings["init"], validation=[video for group in held_out for video in group])
     log.info("train graph %s: %d videos, %d samples, %d steps of %d samples on %s", key, len(videos),
              len(task.index), recipe.steps, recipe.batch_size, torch_device)
-    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
-    if _stopped(result, recipe, work_dir):
-        return result
-    record = _run_record("graph", key, settings, recipe, result) | {
+    return _train_and_write(task, recipe, work_dir, out, key, settings, torch_device, stop_after, lambda result: {
         "graph": asdict(spec), "data": _describe(data, loaded), "validation": _describe(validation or [], held_out),
         "training_samples": len(task.index), "proposals": {v.name: len(v.boxes) for v in videos},
         "init": task.init_identity, "loss": "Eq. 9: gamma * sum_v |S(M_v|b,M) - S(M_v|p,Q)| + BCE (stg/graph/loss.py)",
         "loads_into": "stages.graph.mobilenet_v2.weights (torchvision mobilenet_v2 features.*)",
         "samples_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 3),
         "seconds_per_step": round(result.wall_seconds / max(result.steps, 1), 3),
-    }
-    write_model(result, Path(out), record, loss_label="loss (Eq. 9)", quality=("val_j", "held-out final J"))
-    shutil.rmtree(work_dir, ignore_errors=True)
-    log.info("graph features %s written to %s (%.0f s)", key, out, result.wall_seconds)
-    return result
+    }, loss_label="loss (Eq. 9)", quality=("val_j", "held-out final J"))
 
 
 def learn_online(video, segment_settings: dict[str, Any], out: Path, work_dir: Path, key: str = "",
@@ -259,15 +260,8 @@ def learn_online(video, segment_settings: dict[str, Any], out: Path, work_dir: P
                     seed=online["seed"], checkpoint_every=max(online["steps"], 1))
     log.info("online learning %s: %d dreamed frames, %d steps of %d crops on %s", video.name, dream.frames,
              recipe.steps, recipe.batch_size, torch_device)
-    result = train(task, recipe, work_dir, device=torch_device, stop_after=stop_after)
-    if _stopped(result, recipe, work_dir):
-        return result
-    record = _run_record("online-segmenter", key, segment_settings, recipe, result) | {
-        "video": video.name, "first_frame": video.frame_names[0], "objects": num_objects, "dream": asdict(dream),
-        "samples": asdict(spec), "start": start.weights,
-        "crops_per_second": round(result.steps * recipe.batch_size / max(result.wall_seconds, 1e-9), 2),
-    }
-    write_model(result, Path(out), record)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    log.info("online segmenter of %s written to %s (%.0f s)", video.name, out, result.wall_seconds)
-    return result
+    return _train_and_write(task, recipe, work_dir, out, key, segment_settings, torch_device, stop_after,
+                            lambda result: {"video": video.name, "first_frame": video.frame_names[0],
+                                            "objects": num_objects, "dream": asdict(dream), "samples": asdict(spec),
+                                            "start": start.weights,
+                                            "crops_per_second": _crops_per_second(result, recipe)})
