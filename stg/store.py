@@ -402,6 +402,8 @@ def open_store(path: Path, stage: str | None = None, verify: str | None = None) 
     default: the STG_VERIFY_STORES environment variable, else `sizes`. See verify_store.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path}: is a file, not a store folder (a Zarr store is a folder with zarr.json)")
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path}: store is missing (run the stage that writes it)")
     try:

@@ -393,6 +393,14 @@ def _(ws: Workspace) -> Fault:
     return Fault(warp_of(ws, flow), str(flow), "store is missing", ws.out())
 
 
+@case("a regular file where the flow store should be")
+def _(ws: Workspace) -> Fault:
+    flow = ws.tmp / "stores" / "a-file.zarr"
+    flow.parent.mkdir(parents=True, exist_ok=True)
+    flow.write_text("not a store")
+    return Fault(warp_of(ws, flow), str(flow), "is a file, not a store folder", ws.out())
+
+
 @case("flow store with unreadable zarr.json")
 def _(ws: Workspace) -> Fault:
     flow = ws.store("flow")
