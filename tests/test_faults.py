@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import zarr
 
-import stg.store
+import stg.store_verify
 from stg.atomic import _host, atomic_directory
 from stg.cli import main
 from stg.datasets import open_dataset, read_annotation
@@ -162,8 +162,8 @@ def test_old_store_without_record_still_opens_and_warns_once(flow_store, tmp_pat
     source, _, _ = flow_store
     flow = copy_of(source, tmp_path)
     without_record(flow)
-    monkeypatch.setattr(stg.store, "_unverified_warned", False)
-    with caplog.at_level(logging.DEBUG, logger="stg.store"):
+    monkeypatch.setattr(stg.store_verify, "_unverified_warned", False)
+    with caplog.at_level(logging.DEBUG, logger="stg.store_verify"):
         first, second = open_store(flow, "flow"), open_store(flow, "flow")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "cannot be detected" in r.message]
     assert len(warnings) == 1 and str(flow) in warnings[0].message
