@@ -102,6 +102,13 @@ def semantic_settings(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def online_learning_steps(segment_settings: dict[str, Any]) -> int:
+    """Steps of the per-video online learning a segment stage's settings ask for (0: off, or not deeplab)."""
+    if segment_settings.get("backend", "deeplab") != "deeplab":
+        return 0
+    return int((segment_settings.get("deeplab") or {}).get("online_learning", {}).get("steps", 0))
+
+
 def stage_key(stage: str, settings: dict[str, Any], upstream: list[str]) -> str:
     """Short content hash of a stage's semantic settings and its upstream keys."""
     payload = json.dumps({"stage": stage, "schema": SCHEMA_VERSION, "settings": settings, "upstream": upstream},
@@ -246,8 +253,7 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
         segment = with_trained_segmenter(segment, models["segmenter"])
 
     online_key = ""
-    if ("segment" in chain or online) and segment.get("backend") == "deeplab" \
-            and segment["deeplab"]["online_learning"]["steps"]:
+    if ("segment" in chain or online) and online_learning_steps(segment):
         online_key = stage_key("online", semantic_settings("segment", segment), [keys["dataset"]])
 
     def add(node: str, node_settings: dict[str, Any], roles: dict[str, str]) -> None:

@@ -117,9 +117,10 @@ class Job:
 
 def with_online_model(segment_settings: dict[str, Any], folder: Path | None) -> dict[str, Any]:
     """Segment settings whose deeplab weights are the video's online-learned model (--online-model), when given."""
-    online = segment_settings.get("deeplab", {}).get("online_learning", {})
+    from stg.config import online_learning_steps
+
     if folder is None:
-        if online.get("steps"):
+        if online_learning_steps(segment_settings):
             raise InputError("--online-model", "stages.segment.deeplab.online_learning is on: give the video's "
                              "online-learned model folder (stg online-learn's --out)")
         return segment_settings

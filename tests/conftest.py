@@ -30,6 +30,19 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def random_segmenter(tmp_path_factory) -> Path:
+    """A randomly initialised mobilenet_v2 segmenter checkpoint: for plumbing tests, not the masks' quality."""
+    import torch
+
+    from stg.segment.deeplab import build_deeplab
+
+    path = tmp_path_factory.mktemp("weights") / "segmenter.pt"
+    torch.manual_seed(0)
+    torch.save(build_deeplab("mobilenet_v2").state_dict(), path)
+    return path
+
+
 @pytest.fixture()
 def davis16_root() -> Path:
     if not SHARED_DAVIS16.is_dir():

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from stg.cli import main
 from stg.graph.proposals import OnlineProposals, q_boxes
@@ -26,15 +25,9 @@ def stores(tiny_dataset, tmp_path_factory):
     return out, args
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A randomly initialised mobilenet_v2 segmenter: what is tested is the plumbing, not the masks' quality."""
-    from stg.segment.deeplab import build_deeplab
-
-    path = tmp_path_factory.mktemp("weights") / "segmenter.pt"
-    torch.manual_seed(0)
-    torch.save(build_deeplab("mobilenet_v2").state_dict(), path)
-    return path
+@pytest.fixture()
+def checkpoint(random_segmenter):
+    return random_segmenter
 
 
 def test_q_boxes_skip_empty_objects():

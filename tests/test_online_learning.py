@@ -54,14 +54,9 @@ def test_dreamed_clip_is_a_function_of_the_seed():
     assert not np.array_equal(a.labels, c.labels)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from stg.segment.deeplab import build_deeplab
-
-    path = tmp_path_factory.mktemp("weights") / "segmenter.pt"
-    torch.manual_seed(0)
-    torch.save(build_deeplab("mobilenet_v2").state_dict(), path)
-    return path
+@pytest.fixture()
+def checkpoint(random_segmenter):
+    return random_segmenter
 
 
 def _settings(checkpoint, steps: int = STEPS, backend: str = "deeplab") -> str:
@@ -95,7 +90,6 @@ def test_online_learn_writes_a_model_that_differs_from_its_start(tiny_dataset, c
 
 def test_online_learning_lowers_the_loss_on_its_clip(tiny_dataset, checkpoint, tmp_path):
     from stg.datasets import open_dataset, read_first_mask, read_frame
-    from stg.segment.deeplab import build_deeplab
     from stg.train.online import OnlineTask
     from stg.train.segmenter import SegmenterSamples
 
@@ -117,7 +111,6 @@ def test_online_learning_lowers_the_loss_on_its_clip(tiny_dataset, checkpoint, t
     result = train(task, Recipe(steps=12, batch_size=4, lr=1e-3, schedule="constant"), tmp_path / "work",
                    progress=False)
     assert loss_of(result.model) < before
-    assert isinstance(build_deeplab("mobilenet_v2"), torch.nn.Module)
 
 
 @pytest.mark.parametrize(("case", "message"), [
