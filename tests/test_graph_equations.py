@@ -8,7 +8,7 @@ import torch
 
 from stg.graph.boxes import box_iou, box_iou_matrix, expand_box, mask_box
 from stg.graph.labels import resolve_labels
-from stg.graph.motion import NO_OBJECT, assign_proposals, predict_box
+from stg.graph.motion import NO_OBJECT, assign_proposals, graph_owners, predict_box
 from stg.graph.selection import mask_iou, select, selection_scores
 from stg.graph.spatial import cosine_matrix, edge_weights, spatial_update
 from stg.graph.temporal import TemporalMemory, temporal_message, temporal_update
@@ -73,6 +73,16 @@ def test_assignment_by_best_iou_and_none_for_zero():
     # the last overlaps both equally (IoU 5*10/(100+200-50)=0.2 each): the lower object index wins
     np.testing.assert_array_equal(assign_proposals(proposals, predicted), [0, 1, NO_OBJECT, 0])
     assert assign_proposals(np.zeros((0, 4)), predicted).shape == (0,)
+
+
+def test_spatial_graph_nodes_overlap_p_by_join_iou():
+    predicted = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
+    proposals = np.array([[1, 1, 9, 9], [18, 0, 29, 10], [50, 50, 60, 60], [5, 0, 25, 10]], np.float32)
+    owner = assign_proposals(proposals, predicted)
+    # IoU with their object's p: 0.64, 10*10/(110+100-90)... [18,0,29,10] vs [20,0,30,10]: 90/120 = 0.75; last 0.2
+    np.testing.assert_array_equal(graph_owners(owner, proposals, predicted, 0.3), [0, 1, NO_OBJECT, NO_OBJECT])
+    np.testing.assert_array_equal(graph_owners(owner, proposals, predicted, 0.7), [NO_OBJECT, 1, NO_OBJECT, NO_OBJECT])
+    np.testing.assert_array_equal(graph_owners(owner, proposals, predicted, 0.0), owner)
 
 
 # ---------------------------------------------------------------- Eqs. 3-5
@@ -244,3 +254,33 @@ def test_overlaps_go_to_higher_soft_score():
     scores = np.array([[[0.9, 0.4, 0.0]], [[0.0, 0.6, 0.3]]], np.float32)
     np.testing.assert_array_equal(resolve_labels(masks, scores), [[1, 2, 2]])
     np.testing.assert_array_equal(resolve_labels(np.zeros((2, 1, 2), bool), np.zeros((2, 1, 2))), [[0, 0]])
+
+
+def test_part_boxes_stay_out_of_the_spatial_graph():
+    """Eqs. 4-5 average the nodes' masks: proposals covering a corner of the object would pull the whole object's
+    mask below thr; with join_iou they are not nodes and the whole-object proposal comes through unchanged."""
+    from stg.features.mobilenet import MobileNetV2Features
+    from stg.graph.settings import GraphSettings
+    from stg.graph.tracker import GraphTracker, Proposals
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    truth = np.zeros((64, 64), bool)
+    truth[10:40, 10:40] = True
+    boxes = [[10, 10, 40, 40], [10, 10, 20, 20], [30, 30, 40, 40], [10, 30, 20, 40], [30, 10, 40, 20]]
+    masks = np.zeros((len(boxes), 64, 64), np.float32)
+    for index, (x0, y0, x1, y1) in enumerate(boxes):
+        masks[index, y0:y1, x0:x1] = 1.0
+    proposals = Proposals(np.array(boxes, np.float32), np.ones(len(boxes), np.float32), masks)
+    features = MobileNetV2Features(node_size=64, device="cpu")
+    results = {}
+    for join in (0.0, 0.3):
+        settings = GraphSettings.from_dict({"temporal": False, "motion": False, "join_iou": join,
+                                            "proposals": "cached"})
+        tracker = GraphTracker(settings, features, 1)
+        tracker.start(image, truth.astype(np.uint8))
+        results[join] = tracker.step(1, image, proposals, truth[None].astype(np.float32))
+    assert results[0.3].nodes[0] == 1 and results[0.3].chosen[0] == 0
+    np.testing.assert_array_equal(results[0.3].labels == 1, truth)
+    assert results[0.0].nodes[0] == len(boxes)
+    assert results[0.0].no_proposal[0]  # every averaged node fell below thr: only the warped Q was left

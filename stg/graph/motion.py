@@ -41,3 +41,21 @@ def assign_proposals(proposal_boxes: np.ndarray, predicted_boxes: np.ndarray) ->
     iou = box_iou_matrix(proposal_boxes, predicted_boxes)
     best = np.argmax(iou, axis=1)
     return np.where(iou[np.arange(len(best)), best] > 0, best, NO_OBJECT).astype(np.int64)
+
+
+
+def graph_owners(owner: np.ndarray, proposal_boxes: np.ndarray, predicted_boxes: np.ndarray,
+                 join_iou: float) -> np.ndarray:
+    """`owner` (assign_proposals) with the proposals that overlap their object's p by less than `join_iou` set to
+    NO_OBJECT: the nodes of each object's spatial graph. Eqs. 4-5 average the nodes' masks, and proposals that
+    cover only part of the object (most of the jittered and part boxes on DAVIS) pull every node's mask below
+    thr (README: Table 4)."""
+    owner = np.asarray(owner, dtype=np.int64)
+    if join_iou <= 0 or not (owner >= 0).any():
+        return owner
+    boxes = np.asarray(proposal_boxes, dtype=np.float64).reshape(-1, 4)
+    predicted = np.asarray(predicted_boxes, dtype=np.float64).reshape(-1, 4)
+    assigned = np.flatnonzero(owner >= 0)
+    overlap = np.zeros(len(owner))
+    overlap[assigned] = [box_iou_matrix(boxes[r:r + 1], predicted[owner[r]:owner[r] + 1])[0, 0] for r in assigned]
+    return np.where(overlap >= join_iou, owner, NO_OBJECT).astype(np.int64)

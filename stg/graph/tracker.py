@@ -16,7 +16,7 @@ from stg.features.base import FeatureBackend
 from stg.graph.boxes import EMPTY_BOX, expand_box, mask_box
 from stg.graph.crops import Window, crop, crop_resize, paste
 from stg.graph.labels import resolve_labels
-from stg.graph.motion import assign_proposals, predict_box
+from stg.graph.motion import assign_proposals, graph_owners, predict_box
 from stg.graph.selection import select, selection_scores
 from stg.graph.settings import GraphSettings
 from stg.graph.spatial import edge_weights, spatial_update
@@ -91,6 +91,8 @@ class GraphTracker:
         height, width = warped.shape[1:]
         predicted = self.predicted_boxes()
         owner = assign_proposals(proposals.boxes, predicted)
+        if s.spatial:  # the spatial graph's nodes: proposals that overlap p by join_iou
+            owner = graph_owners(owner, proposals.boxes, predicted, s.join_iou)
         node_features = self._node_features(image, proposals, owner)
 
         finals = np.zeros((self.num_objects, height, width), dtype=bool)

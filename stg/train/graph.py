@@ -3,8 +3,8 @@
 A sample is one object k in one frame t >= 1 of a training video, built from what the pipeline has cached:
 
 - the proposals of frame t (boxes, detection scores, soft masks) from the segment store: those that the object's
-  predicted box takes (stg.graph.motion.assign_proposals, as inference assigns them), at most `max_proposals`
-  of them drawn at random;
+  predicted box takes and that overlap it by `join_iou` (stg.graph.motion.graph_owners, as inference builds the
+  spatial graph), at most `max_proposals` of them drawn at random;
 - p, the object's box predicted by the motion model (Eq. 2) from its ground-truth boxes of frames < t (a tracker
   that followed it perfectly), and Q, its warped prior of frame t from the warp store (the Q that seeded the
   cached proposals), binarised at `q_threshold` as Eq. 6 sees it;
@@ -42,7 +42,7 @@ from stg.features.base import imagenet_batch
 from stg.graph.boxes import box_iou_matrix, expand_box, mask_box
 from stg.graph.crops import crop, crop_resize
 from stg.graph.loss import eq9_loss
-from stg.graph.motion import assign_proposals, predict_box
+from stg.graph.motion import assign_proposals, graph_owners, predict_box
 from stg.graph.selection import select, selection_scores
 from stg.graph.spatial import edge_weights_torch, spatial_update_torch
 from stg.graph.temporal import paste_window, temporal_message, temporal_update, value_size
@@ -78,6 +78,7 @@ class GraphSpec:
     gamma: float = 100.0
     max_proposals: int = 4
     memory_frames: int = 3
+    join_iou: float = 0.3
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> GraphSpec:
@@ -142,8 +143,9 @@ class GraphTrainingVideo:
         """Q of object `obj` (1-based) in `frame`: the warp store's prior, float in [0, 1]."""
         return self.warp["priors"][frame, obj - 1].astype(np.float32) / 255.0
 
-    def samples(self, motion_history: int) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
-        """(frame, object, proposal rows the object takes, predicted box p) of every usable (t >= 1, object)."""
+    def samples(self, motion_history: int, join_iou: float = 0.0) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(frame, object, proposal rows the object takes, predicted box p) of every usable (t >= 1, object); the
+        rows are the object's graph nodes (stg.graph.motion.graph_owners)."""
         found = []
         history: list[list[np.ndarray]] = [[] for _ in range(self.num_objects)]
         for t in range(len(self.truth_boxes)):
@@ -151,7 +153,8 @@ class GraphTrainingVideo:
                 predicted = np.stack([predict_box(h, motion_history) if h else np.full(4, np.nan, np.float32)
                                       for h in history])
                 rows = np.arange(self.offsets[t], self.offsets[t + 1])
-                owner = assign_proposals(self.boxes[rows], predicted)
+                owner = graph_owners(assign_proposals(self.boxes[rows], predicted), self.boxes[rows], predicted,
+                                     join_iou)
                 for k in range(self.num_objects):
                     mine = rows[owner == k]
                     if history[k] and len(mine) and self.pixels[t, k] >= MIN_OBJECT_PIXELS:
@@ -418,7 +421,7 @@ class GraphTask:
                  validation: list[GraphTrainingVideo] | None = None) -> None:
         self.videos, self.spec, self.init = videos, spec, init
         self.index = [(v, t, k, rows, p) for v, video in enumerate(videos)
-                      for t, k, rows, p in video.samples(spec.motion_history)]
+                      for t, k, rows, p in video.samples(spec.motion_history, spec.join_iou)]
         if not self.index:
             proposals = sum(len(v.boxes) for v in videos)
             raise InputError("training.graph.data", "no training sample: " + (
@@ -460,7 +463,7 @@ class GraphTask:
     def _validation_set(self) -> list[tuple[GraphSample, torch.Tensor, torch.Tensor]]:
         if self._validation is None:
             index = [(video, t, k, rows, p) for video in self.validation
-                     for t, k, rows, p in video.samples(self.spec.motion_history)]
+                     for t, k, rows, p in video.samples(self.spec.motion_history, self.spec.join_iou)]
             chosen = np.linspace(0, len(index) - 1, num=min(VALIDATION_SAMPLES, len(index))).astype(int)
             self._validation = [make_graph_sample(*index[n], self.spec, None) for n in chosen] if index else []
         return self._validation
