@@ -80,3 +80,25 @@ def test_online_graph_by_hand_needs_detect_and_segment_settings(stores, checkpoi
     assert store.attrs["segmenter"]["weights"]["file"] == "segmenter.pt"
     assert store.attrs["upstream"]["detect"] == open_store(out / "detect.zarr").attrs.get("key")
     assert store["labels"].shape[0] == open_store(out / "warp.zarr")["priors"].shape[0]
+
+
+def test_online_proposals_skip_what_the_spatial_graph_leaves_out(stores, checkpoint):
+    """With join_iou, only boxes that are nodes of some object's graph are segmented; they are the rows the tracker
+    keeps, with the same masks as when every box is segmented."""
+    from stg.graph.motion import assign_proposals, graph_owners
+    from stg.segment.deeplab import DeepLabSegmenter
+    from stg.store import open_store
+
+    out, _ = stores
+    detect = open_store(out / "detect.zarr", "detect")
+    warped = open_store(out / "warp.zarr", "warp")["priors"][1].astype(np.float32) / 255.0
+    segmenter = DeepLabSegmenter(weights=str(checkpoint), input_size=64, device="cpu")
+    height, width = detect.attrs["image_size"]
+    image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    predicted = q_boxes(warped)
+    every = OnlineProposals(detect, segmenter, add_q_boxes=True)(1, image, warped, predicted)
+    nodes = graph_owners(assign_proposals(every.boxes, predicted), every.boxes, predicted, 0.8) >= 0
+    assert 0 < nodes.sum() < len(every), "the tiny video must have boxes on both sides of join_iou"
+    joined = OnlineProposals(detect, segmenter, add_q_boxes=True, join_iou=0.8)(1, image, warped, predicted)
+    np.testing.assert_array_equal(joined.boxes, every.boxes[nodes])
+    np.testing.assert_allclose(joined.masks, every.masks[nodes], atol=1e-6)

@@ -13,7 +13,8 @@ from typing import Protocol
 import numpy as np
 import zarr
 
-from stg.graph.boxes import box_iou_matrix, mask_box
+from stg.graph.boxes import mask_box
+from stg.graph.motion import assign_proposals, graph_owners
 from stg.graph.tracker import Proposals
 from stg.segment.base import SegmentBackend
 from stg.segment.prior import box_priors
@@ -53,9 +54,11 @@ class OnlineProposals:
     """Detection boxes (detect store) plus each object's Q box, segmented with the tracked Q_t."""
 
     def __init__(self, detect: zarr.Group, segmenter: SegmentBackend, q_mode: str = "union",
-                 add_q_boxes: bool = True, q_box_score: float = 1.0) -> None:
+                 add_q_boxes: bool = True, q_box_score: float = 1.0, join_iou: float = 0.0) -> None:
+        """`join_iou`: the spatial graph's (stg.graph.motion.graph_owners); 0 with the spatial graph off."""
         self.detect, self.offsets = detect, detect["offsets"][:]
         self.segmenter, self.q_mode, self.add_q_boxes, self.q_box_score = segmenter, q_mode, add_q_boxes, q_box_score
+        self.join_iou = join_iou
 
     def __call__(self, frame: int, image: np.ndarray, warped: np.ndarray, predicted: np.ndarray | None = None
                  ) -> Proposals:
@@ -66,9 +69,10 @@ class OnlineProposals:
             boxes = np.concatenate([own, boxes])
             scores = np.concatenate([np.full(len(own), self.q_box_score, np.float32), scores])
         if predicted is not None and len(boxes):
-            # A box overlapping no object's p_t joins no graph (stg.graph.motion.assign_proposals): not segmenting
-            # it changes no result and saves most of the segmenter's time.
-            reachable = box_iou_matrix(boxes, predicted).max(axis=1, initial=0.0) > 0
+            # A box that is no node of any object's graph (overlapping no p_t, or its own object's by less than
+            # join_iou: stg.graph.motion) is never selected: not segmenting it changes no result and saves most of
+            # the segmenter's time. A box's owner depends on its own overlaps only, so the others' stay the same.
+            reachable = graph_owners(assign_proposals(boxes, predicted), boxes, predicted, self.join_iou) >= 0
             boxes, scores = boxes[reachable], scores[reachable]
         if len(boxes) == 0:
             return Proposals(boxes, scores, np.zeros((0, *image.shape[:2]), np.float32))
