@@ -1,25 +1,33 @@
-"""Dataset layouts (DAVIS 2017, DAVIS 2016) and the synthetic demo generator."""
+"""Dataset layouts (DAVIS 2017 / 2016, YouTube-VOS, SegTrack-v2, YouTube-Objects, a user's folder) and the synthetic
+demo generator."""
 
-from stg.datasets.davis import (
-    VOID_LABEL,
-    Dataset,
+from stg.datasets.davis import Dataset, detect_layout
+from stg.datasets.images import natural_key, natural_sorted
+from stg.datasets.labels import VOID_LABEL, ObjectMasks, read_annotation
+from stg.datasets.layouts import LAYOUT_DEFAULTS, LAYOUTS, VideoDataset, layout_defaults, open_dataset
+from stg.datasets.video import (
     Video,
-    detect_layout,
     frame_size,
-    open_dataset,
-    read_annotation,
     read_first_mask,
     read_frame,
     read_frames,
+    read_labels,
+    read_seed_mask,
 )
-from stg.datasets.images import natural_key, natural_sorted
+from stg.datasets.video_files import VideoFrame
 
 __all__ = [
+    "LAYOUTS",
+    "LAYOUT_DEFAULTS",
     "VOID_LABEL",
     "detect_layout",
     "Dataset",
+    "ObjectMasks",
     "Video",
+    "VideoDataset",
+    "VideoFrame",
     "frame_size",
+    "layout_defaults",
     "natural_key",
     "natural_sorted",
     "open_dataset",
@@ -27,4 +35,6 @@ __all__ = [
     "read_first_mask",
     "read_frame",
     "read_frames",
+    "read_labels",
+    "read_seed_mask",
 ]

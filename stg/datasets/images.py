@@ -1,9 +1,9 @@
 """Frame and annotation files: the one place they are listed and decoded.
 
-Listing: frames are `.jpg` / `.jpeg` files in any letter case, annotations `.png` ones, both in
-natural order (numeric runs compared as numbers, so `2.jpg` comes before `10.jpg`); two files with
-the same name but different extensions are an error, as is a folder without frames (the message
-lists what the folder holds instead).
+Listing: frames are `.jpg` / `.jpeg` files (layouts other than DAVIS and YouTube-VOS add `.png`, `.bmp`) in any
+letter case, annotations `.png` ones, both in natural order (numeric runs compared as numbers, so `2.jpg` comes
+before `10.jpg`); two files with the same name but different extensions are an error, as is a folder without
+frames (the message lists what the folder holds instead).
 
 Decoding: OpenCV and PIL decode a truncated file's first rows with no more than a warning on
 stderr, so every decode first checks that the file is complete (a JPEG ends with its end-of-image
@@ -28,6 +28,7 @@ from PIL import Image, ImageFile
 from stg.errors import InputError
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # frames of SegTrack-v2, YouTube-Objects and a user's folders
 ANNOTATION_EXTENSIONS = (".png",)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -97,19 +98,19 @@ def list_images(folder: Path, extensions: tuple[str, ...], what: str) -> tuple[l
     return natural_sorted(matching), others
 
 
-def list_frames(folder: Path) -> tuple[Path, ...]:
+def list_frames(folder: Path, extensions: tuple[str, ...] = FRAME_EXTENSIONS) -> tuple[Path, ...]:
     """A video's frame files in natural order; none is an InputError saying what the folder holds instead."""
-    frames, others = list_images(folder, FRAME_EXTENSIONS, "frame")
+    frames, others = list_images(folder, extensions, "frame")
     if not frames:
         holds = f"it holds {len(others)} other entr{'y' if len(others) == 1 else 'ies'}: {_names(others)}" \
             if others else "it is empty"
-        raise InputError(folder, f"video is empty: no frames named {_extensions(FRAME_EXTENSIONS)}; {holds}")
+        raise InputError(folder, f"video is empty: no frames named {_extensions(extensions)}; {holds}")
     return tuple(frames)
 
 
-def list_annotations(folder: Path) -> dict[str, Path]:
+def list_annotations(folder: Path, extensions: tuple[str, ...] = ANNOTATION_EXTENSIONS) -> dict[str, Path]:
     """A video's annotation files by stem, in natural order."""
-    annotations, _ = list_images(folder, ANNOTATION_EXTENSIONS, "annotation")
+    annotations, _ = list_images(folder, extensions, "annotation")
     return {path.stem: path for path in annotations}
 
 
