@@ -54,6 +54,13 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
         merged = {**config, "stages": effective_stages(config, name)}
         for error in validator.iter_errors(merged):
             raise InputError(f"{source}: variant '{name}', key '{error_location(error)}'", error.message)
+        for dataset in config["datasets"]:
+            if not config["datasets"][dataset].get("stages"):
+                continue
+            merged = {**config, "stages": effective_stages(config, name, dataset)}
+            for error in validator.iter_errors(merged):
+                raise InputError(f"{source}: dataset '{dataset}', variant '{name}', key '{error_location(error)}'",
+                                 error.message)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> dict[str, Any]:
@@ -78,9 +85,37 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def effective_stages(config: dict[str, Any], variant: str) -> dict[str, Any]:
-    """The config's stage settings with the variant's overrides applied."""
-    return deep_merge(config["stages"], config["variants"][variant].get("stages", {}))
+def effective_stages(config: dict[str, Any], variant: str, dataset: str | None = None) -> dict[str, Any]:
+    """A run's stage settings (before the schema's defaults fill what is left), merged in this order, each
+    layer over the one before (a later one wins, key by key):
+
+    1. the dataset layout's defaults (stg.datasets.LAYOUT_DEFAULTS: graph alpha/beta 0.1/0.9 on segtrack_v2 and
+       youtube_objects, 0.7/0.3 elsewhere; only with `dataset`);
+    2. the config's `stages:`;
+    3. the dataset's own `datasets.<dataset>.stages` (only with `dataset`);
+    4. the variant's `variants.<variant>.stages`.
+
+    So a variant that sets graph.alpha wins everywhere, and the layout's alpha applies wherever neither the
+    config's `stages:`, the dataset nor the variant sets it (config/config.yaml leaves alpha and beta out).
+    """
+    layers: list[dict[str, Any]] = []
+    if dataset is not None:
+        layers.append(layout_stage_defaults(dataset_layout(config, dataset)))
+    layers.append(config["stages"])
+    if dataset is not None:
+        layers.append(config["datasets"][dataset].get("stages", {}))
+    layers.append(config["variants"][variant].get("stages", {}))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = deep_merge(merged, layer)
+    return merged
+
+
+def layout_stage_defaults(layout: str) -> dict[str, Any]:
+    """The stage settings a dataset layout brings (stg.datasets.LAYOUT_DEFAULTS; synthetic: davis2017's)."""
+    from stg.datasets.layouts import layout_defaults
+
+    return layout_defaults("davis2017" if layout == "synthetic" else layout)
 
 
 def semantic_settings(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +152,9 @@ def stage_key(stage: str, settings: dict[str, Any], upstream: list[str]) -> str:
 
 
 def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    return copy.deepcopy(config["datasets"][dataset])
+    """What identifies a dataset's files (its key): everything but its stage settings, which reach the keys of the
+    stages they set (effective_stages)."""
+    return {k: copy.deepcopy(v) for k, v in config["datasets"][dataset].items() if k != "stages"}
 
 
 def dataset_key(config: dict[str, Any], dataset: str) -> str:
@@ -235,7 +272,7 @@ def plan_run(config: dict[str, Any], dataset: str, split: str, variant: str, run
         with_trained_segmenter,
     )
 
-    stages = effective_stages(config, variant)
+    stages = effective_stages(config, variant, dataset)
     method = config["variants"][variant]["method"]
     settings: dict[str, dict[str, Any]] = {"dataset": dataset_settings(config, dataset)}
     keys: dict[str, str] = {"dataset": stage_key("dataset", settings["dataset"], [])}

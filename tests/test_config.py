@@ -130,3 +130,64 @@ def test_stage_settings_errors_read_like_the_config_file_errors(config):
     with pytest.raises(InputError) as from_cli:
         stage_settings("warp", config["stages"]["warp"], source="config")
     assert str(from_cli.value) == str(from_config.value)
+
+
+# ---------------------------------------------------------------------------------------------- layouts' defaults
+
+
+def _with_dataset(config, layout, **extra):
+    changed = copy.deepcopy(config)
+    changed["datasets"]["other"] = {"layout": layout, "root": "data/other", "splits": ["all"], **extra}
+    return changed
+
+
+@pytest.mark.parametrize("layout", ["davis2017", "davis2016", "youtube_vos", "segtrack_v2", "youtube_objects",
+                                    "folder", "synthetic"])
+def test_schema_accepts_every_layout(config, layout):
+    validate_config(_with_dataset(config, layout))
+
+
+def test_layout_defaults_sit_under_config_dataset_and_variant(config):
+    from stg.config import effective_stages
+
+    segtrack = _with_dataset(config, "segtrack_v2")
+    graph = plan_run(segtrack, "other", "all", "temporal").settings["graph"]
+    assert (graph["alpha"], graph["beta"]) == (0.1, 0.9)
+    davis = plan_run(config, "demo", "val", "temporal").settings["graph"]
+    assert (davis["alpha"], davis["beta"]) == (0.7, 0.3)
+    # the config's stages: win over the layout's defaults
+    explicit = copy.deepcopy(segtrack)
+    explicit["stages"]["graph"]["alpha"] = 0.5
+    assert plan_run(explicit, "other", "all", "temporal").settings["graph"]["alpha"] == 0.5
+    # the dataset's own stages win over the config's
+    own = copy.deepcopy(explicit)
+    own["datasets"]["other"]["stages"] = {"graph": {"alpha": 0.3}}
+    validate_config(own)
+    assert plan_run(own, "other", "all", "temporal").settings["graph"]["alpha"] == 0.3
+    assert plan_run(own, "other", "all", "temporal").settings["graph"]["beta"] == 0.9
+    # a variant that sets alpha wins over everything
+    own["variants"]["temporal"]["stages"] = {"graph": {"alpha": 0.2}}
+    assert plan_run(own, "other", "all", "temporal").settings["graph"]["alpha"] == 0.2
+    assert effective_stages(own, "temporal", "other")["graph"]["beta"] == 0.9
+    assert "beta" not in effective_stages(own, "propagate")["graph"]  # without a dataset: no layout layer
+
+
+def test_dataset_stages_are_validated_and_keep_the_dataset_key(config):
+    bad = _with_dataset(config, "folder", stages={"graph": {"alpha": "high"}})
+    with pytest.raises(InputError) as error:
+        validate_config(bad)
+    assert "alpha" in str(error.value)
+    plain = _with_dataset(config, "folder")
+    tuned = _with_dataset(config, "folder", stages={"graph": {"threshold": 0.3}})
+    base, other = plan_run(plain, "other", "all", "temporal"), plan_run(tuned, "other", "all", "temporal")
+    assert other.keys["flow"] == base.keys["flow"] and other.keys["warp"] == base.keys["warp"]
+    assert other.keys["graph"] != base.keys["graph"]
+
+
+def test_davis_keys_unchanged_by_the_layout_layer(config):
+    """DAVIS's layout defaults are the schema's: the keys are those of the stages alone."""
+    from stg.config import stage_key
+
+    plan = plan_run(config, "demo", "val", "temporal")
+    assert plan.settings["graph"]["alpha"] == 0.7 and plan.settings["graph"]["beta"] == 0.3
+    assert plan.keys["dataset"] == stage_key("dataset", config["datasets"]["demo"], [])
