@@ -50,10 +50,14 @@ def _read_yaml(path: Path, what: str) -> Any:
         raise InputError(path, f"{what} is not valid YAML ({problem}{at})") from None
 
 
+# stg.datasets.LAYOUTS, spelt out so that the CLI loads without the dataset readers (a test keeps them equal)
+LAYOUT_CHOICES = ("davis2017", "davis2016", "youtube_vos", "segtrack_v2", "youtube_objects", "folder")
+
+
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset-root", required=True, type=Path, help="DAVIS-layout dataset folder")
-    parser.add_argument("--layout", default=None, choices=["davis2017", "davis2016"],
-                        help="dataset layout (default: detected from ImageSets)")
+    parser.add_argument("--dataset-root", required=True, type=Path, help="dataset folder (any layout of --layout)")
+    parser.add_argument("--layout", default=None, choices=LAYOUT_CHOICES,
+                        help="dataset layout (default: DAVIS 2017 or 2016, detected from ImageSets)")
     parser.add_argument("--split", required=True, help="split name, e.g. val")
     parser.add_argument("--video", required=True, help="sequence name")
 

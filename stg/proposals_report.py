@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from stg.atomic import write_text_atomic
-from stg.datasets import VOID_LABEL, Video, read_annotation, read_first_mask
+from stg.datasets import VOID_LABEL, Video, read_annotation
 from stg.store import check_store_matches, open_store, read_ragged, store_path
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,10 @@ class ReportAccumulator:
 
 
 def ground_truth_frames(video: Video) -> dict[int, Path]:
-    """Frame index -> annotation path, for every annotated frame after the first."""
-    return {index: video.annotation_paths[name] for index, name in enumerate(video.frame_names)
-            if index > 0 and name in video.annotation_paths}
+    """Frame index -> annotation path, for every frame after the first with ground truth (Video.scored_frames:
+    none where the annotations only seed objects, e.g. YouTube-VOS valid or a folder)."""
+    names = video.frame_names
+    return {index: video.annotation_paths[names[index]] for index in video.scored_frames if index > 0}
 
 
 def video_report(segment_store: Any, video: Video) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def video_report(segment_store: Any, video: Video) -> dict[str, Any]:
     else:
         store, where = segment_store, store_path(segment_store)
     check_store_matches(store, where, video)
-    _, num_objects = read_first_mask(video)
+    num_objects = video.num_objects
     shape = tuple(store.attrs["image_size"])
     truth = ground_truth_frames(video)
     offsets = store["offsets"][:]

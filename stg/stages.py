@@ -152,7 +152,8 @@ def open_video(args: argparse.Namespace) -> Video:
     layout = args.layout or detect_layout(args.dataset_root, args.split)
     dataset = open_dataset(args.dataset_root, layout, args.split)
     if args.video not in dataset.video_names():
-        raise InputError(dataset.split_file, f"sequence '{args.video}' is not listed in split '{args.split}'")
+        where = getattr(dataset, "split_file", dataset.root)  # DAVIS: the split file; other layouts: the root
+        raise InputError(where, f"sequence '{args.video}' is not listed in split '{args.split}'")
     return dataset.video(args.video)
 
 
@@ -167,13 +168,13 @@ def run_flow(job: Job) -> None:
 
 
 def run_warp(job: Job) -> None:
-    from stg.datasets import read_first_mask
+    from stg.datasets import seed_schedule
     from stg.store import check_store_matches, open_store
     from stg.warp.stage import FirstFrameSource, LabelStoreSource, WarpSettings, compute_warp_store
 
     warp = WarpSettings.from_dict(job.settings)
     video = job.video()
-    first_labels, num_objects = read_first_mask(video)
+    seeds, num_objects = seed_schedule(video), video.num_objects  # DAVIS: {0: first mask}, as read_first_mask
     flow = open_store(job.args.flow, "flow")
     check_store_matches(flow, job.args.flow, video)
     if warp.source == "previous_pass":
@@ -183,7 +184,7 @@ def run_warp(job: Job) -> None:
                                   str(job.args.previous_labels))
     else:
         source = FirstFrameSource(rebinarize=warp.rebinarize)
-    compute_warp_store(first_labels, num_objects, flow, source, job.out, job.given, key=job.key, video=video.name)
+    compute_warp_store(seeds, num_objects, flow, source, job.out, job.given, key=job.key, video=video.name)
 
 
 def run_propagate(job: Job) -> None:

@@ -13,6 +13,8 @@ from stg.datasets.video import (
     read_frames,
     read_labels,
     read_seed_mask,
+    seed_labels,
+    seed_schedule,
 )
 from stg.datasets.video_files import VideoFrame
 
@@ -37,4 +39,6 @@ __all__ = [
     "read_frames",
     "read_labels",
     "read_seed_mask",
+    "seed_labels",
+    "seed_schedule",
 ]

@@ -190,6 +190,25 @@ def read_seed_mask(video: Video, index: int) -> np.ndarray:
     return np.where(keep, labels, 0).astype(np.uint8)
 
 
+def seed_schedule(video: Video) -> dict[int, np.ndarray]:
+    """{frame index: the label map seeding the objects that start there} (read_seed_mask), in frame order.
+
+    DAVIS: {0: the first-frame annotation}, read by read_first_mask exactly as the stages always have. Every
+    stage that starts objects (warp, graph, online learning) takes its seeds from here, so an object starts
+    at its `object_starts` frame and has nothing before it.
+    """
+    if video.layout in DAVIS_LAYOUTS and video.declared_starts is None:
+        return {0: read_first_mask(video)[0]}
+    return {frame: read_seed_mask(video, frame) for frame in video.seed_frames}
+
+
+def seed_labels(seeds: dict[int, np.ndarray], frame: int, shape: tuple[int, int]) -> np.ndarray:
+    """The seed label map of `frame`, or an all-background map where no object starts."""
+    if frame in seeds:
+        return seeds[frame]
+    return np.zeros(shape, dtype=np.uint8)
+
+
 def dataset_root(root: str | Path) -> Path:
     """The dataset root as a Path; a missing one, or a file in its place, is an InputError naming it."""
     root = Path(root)

@@ -15,12 +15,13 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from stg.datasets import Video, read_first_mask, read_frame
+from stg.datasets import Video, read_frame, seed_labels, seed_schedule
 from stg.features.base import FeatureBackend
 from stg.flow.store import read_flow
+from stg.graph.boxes import EMPTY_BOX
 from stg.graph.proposals import CachedProposals, OnlineProposals, ProposalSource
 from stg.graph.settings import GraphSettings
-from stg.graph.tracker import GraphTracker
+from stg.graph.tracker import NOT_STARTED, Q_NODE, GraphTracker
 from stg.segment.base import SegmentBackend
 from stg.store import build_store, check_store_matches, store_path
 from stg.warp.ops import one_hot, quantise
@@ -46,10 +47,13 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
     """
     check_upstream(video, **{str(proposals.attrs.get("stage", "proposals")): proposals}, warp=warp, flow=flow)
     graph = GraphSettings.from_dict(settings)
-    first_labels, num_objects = read_first_mask(video)
-    height, width = first_labels.shape
+    seeds, num_objects = seed_schedule(video), video.num_objects  # DAVIS: {0: first mask}, all objects at 0
+    height, width = next(iter(seeds.values())).shape
+    first_labels = seed_labels(seeds, 0, (height, width))
     frames = video.frame_names
     count = len(frames)
+    object_starts = video.object_starts
+    starts = np.array([object_starts.get(k, 0) for k in range(1, num_objects + 1)], dtype=np.int64)
     warp_settings = dict(warp.attrs.get("settings", {}))
     if graph.proposals == "online":
         if segmenter is None:
@@ -58,7 +62,7 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
                                                  graph.q_boxes, join_iou=graph.join_iou if graph.spatial else 0.0)
     else:
         source = CachedProposals(proposals)
-    tracker = GraphTracker(graph, features, num_objects)
+    tracker = GraphTracker(graph, features, num_objects, starts)
     started = time.perf_counter()
     no_proposal = np.zeros(num_objects, dtype=np.int64)
     lost = np.zeros(num_objects, dtype=np.int64)
@@ -69,6 +73,8 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
                           ((proposals.attrs.get("stage"), proposals), ("warp", warp), ("flow", flow))},
              "segmenter": segmenter.identity() if segmenter is not None and graph.proposals == "online" else None,
              "warp_source": warp.attrs.get("source"), **(extra_attrs or {})}
+    if starts.any():  # recorded only where objects start late (DAVIS: as before)
+        attrs["object_starts"] = {str(k + 1): int(start) for k, start in enumerate(starts)}
     log.info("graph %s: %d frames, %d object(s), features %s", video.name, count, num_objects,
              features.name if features is not None else "none")
     with build_store(out, "labels", attrs) as store:
@@ -88,13 +94,15 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
         labels[0] = previous
         soft[0] = quantise(one_hot(first_labels, num_objects))
         table["predicted"][0] = np.nan
-        table["boxes"][0] = np.stack([tracker.history[k][-1] for k in range(num_objects)]) if num_objects else 0
-        table["chosen"][0] = -1
+        table["boxes"][0] = np.stack([tracker.history[k][-1] if tracker.history[k] else EMPTY_BOX
+                                      for k in range(num_objects)]) if num_objects else 0
+        table["chosen"][0] = np.where(starts > 0, NOT_STARTED, Q_NODE)
         for t in tqdm(range(1, count), desc=f"graph {video.name}", unit="frame", leave=False):
             warped, _ = warp_step(one_hot(previous, num_objects), read_flow(flow, "backward", t - 1),
                                   read_flow(flow, "forward", t - 1), warp_settings)
             image = read_frame(video.frame_paths[t])
-            result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes()), warped)
+            result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes()), warped,
+                                  seed=seeds.get(t))
             previous = result.labels
             labels[t] = result.labels
             soft[t] = quantise(result.soft)
@@ -102,7 +110,7 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
             table["chosen"][t], table["nodes"][t] = result.chosen, result.nodes
             table["no_proposal"][t] = result.no_proposal
             no_proposal += result.no_proposal
-            lost += np.isnan(result.boxes[:, 0])
+            lost += np.isnan(result.boxes[:, 0]) & (starts <= t)  # before its start an object is not lost
         predicted[:], final_boxes[:], chosen[:] = table["predicted"], table["boxes"], table["chosen"]
         nodes[:], fallback[:] = table["nodes"], table["no_proposal"]
         seconds = time.perf_counter() - started

@@ -7,6 +7,7 @@ and warped masks Q into a label map. It does no I/O: the stage feeds it frames a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,28 +52,40 @@ class FrameResult:
 
 
 LOST = -2
+NOT_STARTED = -3  # chosen index of an object before its start frame (a late object: nothing there yet)
 
 
 class GraphTracker:
     """Sequential STG-Net inference for one video with K objects."""
 
-    def __init__(self, settings: GraphSettings, features: FeatureBackend | None, num_objects: int) -> None:
+    def __init__(self, settings: GraphSettings, features: FeatureBackend | None, num_objects: int,
+                 starts: Sequence[int] | None = None) -> None:
+        """`starts[k]`: the frame where object k + 1 starts (default: all at frame 0, DAVIS). Before it the object
+        is absent (no proposals, empty mask, chosen NOT_STARTED); at it the seed given to `step` is its mask."""
         if features is None and settings.needs_features:
             raise ValueError("the spatial and temporal graphs need a features backend")
         self.settings, self.features, self.num_objects = settings, features, num_objects
+        self.starts = np.zeros(num_objects, np.int64) if starts is None else np.asarray(starts, np.int64)
+        if self.starts.shape != (num_objects,):
+            raise ValueError(f"starts has {self.starts.shape} entries for {num_objects} object(s)")
         self.history: list[list[np.ndarray]] = [[] for _ in range(num_objects)]
         self.memories = [TemporalMemory(settings.memory, settings.memory_window) for _ in range(num_objects)]
 
     # ------------------------------------------------------------------ frame 0
 
     def start(self, image: np.ndarray, labels: np.ndarray) -> None:
-        """Frame 0: the ground truth seeds the box histories and the temporal memories."""
+        """Frame 0: the ground truth seeds the box histories and the temporal memories (of the objects it holds;
+        an object starting later is seeded by `step` at its start frame)."""
         masks = labels[None] == np.arange(1, self.num_objects + 1)[:, None, None]
         self._remember_boxes(masks)
         if self.settings.temporal:
             for obj, mask in enumerate(masks):
                 if mask.any():
                     self._remember_mask(0, obj, mask, self._key_window(image, mask))
+
+    def started(self, frame: int) -> np.ndarray:
+        """(K,) bool: the objects that have started by `frame` (their start frame included)."""
+        return self.starts <= frame
 
     # ------------------------------------------------------------------ frames t >= 1
 
@@ -85,12 +98,25 @@ class GraphTracker:
                               else history[-1])
         return boxes
 
-    def step(self, frame: int, image: np.ndarray, proposals: Proposals, warped: np.ndarray) -> FrameResult:
-        """One frame: proposals and Q (K, H, W) soft warped masks -> the frame's label map and details."""
+    def step(self, frame: int, image: np.ndarray, proposals: Proposals, warped: np.ndarray,
+             seed: np.ndarray | None = None) -> FrameResult:
+        """One frame: proposals and Q (K, H, W) soft warped masks -> the frame's label map and details.
+
+        `seed` (a label map, stg.datasets.read_seed_mask) starts the objects it holds at this frame: their masks are
+        the seed (chosen Q_NODE, as frame 0's ground truth), which also seeds their motion history and temporal
+        memory. Objects that start after `frame` take no proposal and stay empty (chosen NOT_STARTED).
+        """
         s = self.settings
         height, width = warped.shape[1:]
+        seeded = np.zeros((self.num_objects, height, width), dtype=bool)
+        if seed is not None:
+            seeded = seed[None] == np.arange(1, self.num_objects + 1, dtype=seed.dtype)[:, None, None]
+        starting = seeded.any(axis=(1, 2))
+        absent = ~self.started(frame) | starting  # take no proposal this frame
         predicted = self.predicted_boxes()
-        owner = assign_proposals(proposals.boxes, predicted)
+        candidates = predicted.copy()
+        candidates[absent] = np.nan  # a NaN box overlaps nothing: no proposal joins an absent object
+        owner = assign_proposals(proposals.boxes, candidates)
         if s.spatial:  # the spatial graph's nodes: proposals that overlap p by join_iou
             owner = graph_owners(owner, proposals.boxes, predicted, s.join_iou)
         node_features = self._node_features(image, proposals, owner)
@@ -102,6 +128,9 @@ class GraphTracker:
         no_proposal = np.zeros(self.num_objects, dtype=bool)
         memory_items: list[tuple[np.ndarray, tuple[torch.Tensor, Window]] | None] = [None] * self.num_objects
         for obj in range(self.num_objects):
+            if absent[obj]:
+                chosen[obj] = Q_NODE if starting[obj] else NOT_STARTED
+                continue
             q_binary = warped[obj] >= s.q_threshold
             rows = np.flatnonzero(owner == obj)
             states, binary, index = self._spatial(rows, proposals, node_features, warped[obj])
@@ -128,6 +157,14 @@ class GraphTracker:
                 memory_items[obj] = (selected, key_window)
             finals[obj], soft[obj] = mask, np.where(mask, state, 0.0)
 
+        if starting.any():  # the seed is ground truth: its pixels belong to the objects it starts
+            covered = seeded.any(axis=0)
+            finals[:, covered] = False
+            soft[:, covered] = 0.0
+            finals[starting], soft[starting] = seeded[starting], seeded[starting].astype(np.float32)
+            if s.temporal:
+                for obj in np.flatnonzero(starting):
+                    memory_items[obj] = (seeded[obj], self._key_window(image, seeded[obj]))
         labels = resolve_labels(finals, soft)
         resolved = labels[None] == np.arange(1, self.num_objects + 1, dtype=np.uint8)[:, None, None]
         self._remember_boxes(resolved)

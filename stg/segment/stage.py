@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from stg.datasets import Video, read_annotation, read_first_mask, read_frame
+from stg.datasets import Video, read_annotation, read_frame
 from stg.errors import StoreError
 from stg.proposals_report import ReportAccumulator, ground_truth_frames
 from stg.segment.base import SegmentBackend
@@ -66,7 +66,7 @@ def compute_segment_store(video: Video, detect: zarr.Group, warp: zarr.Group, ba
     names = video.frame_names
     per_frame = [slice(int(offsets[t]), int(offsets[t + 1])) for t in range(len(names))]
     truth = ground_truth_frames(video)
-    accumulator = ReportAccumulator(video.name, read_first_mask(video)[1]) if truth else None
+    accumulator = ReportAccumulator(video.name, video.num_objects) if truth else None
     attrs: dict[str, Any] = {
         "settings": settings, "key": key, "frame_names": names, "image_size": [height, width], "video": video.name,
         "backend": backend.identity(), "detect_key": detect.attrs.get("key"), "warp_key": warp.attrs.get("key"),

@@ -105,9 +105,10 @@ class OnlineTask(SegmenterTask):
 
     name = "online-segmenter"
 
-    def __init__(self, video: TrainingVideo, spec: SegmenterSamples, start: dict[str, Any], encoder: str,
-                 dice_weight: float = 1.0) -> None:
-        super().__init__([video], spec, encoder=encoder, encoder_init=None, dice_weight=dice_weight)
+    def __init__(self, video: TrainingVideo | list[TrainingVideo], spec: SegmenterSamples, start: dict[str, Any],
+                 encoder: str, dice_weight: float = 1.0) -> None:
+        videos = video if isinstance(video, list) else [video]  # one dreamed clip per seed frame
+        super().__init__(videos, spec, encoder=encoder, encoder_init=None, dice_weight=dice_weight)
         self.start = start
 
     def build_network(self) -> torch.nn.Module:

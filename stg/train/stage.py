@@ -238,7 +238,7 @@ def learn_online(video, segment_settings: dict[str, Any], out: Path, work_dir: P
     """
     import numpy as np
 
-    from stg.datasets import read_first_mask, read_frame
+    from stg.datasets import read_frame, seed_schedule
     from stg.devices import resolve_device
     from stg.segment.deeplab import DeepLabSegmenter
     from stg.train.online import DreamSpec, OnlineTask, dream_video
@@ -250,18 +250,24 @@ def learn_online(video, segment_settings: dict[str, Any], out: Path, work_dir: P
                          f"segmenter, not '{segment_settings['backend']}'")
     torch_device = resolve_device(device, "stages.segment.device")
     start = DeepLabSegmenter(encoder=deeplab["encoder"], weights=deeplab["weights"], device="cpu")
-    labels, num_objects = read_first_mask(video)
-    image = read_frame(video.frame_paths[0])
+    # Every seed frame (DAVIS: frame 0 alone, as always) is dreamed into its own clip, so an object that starts
+    # late is learned from its own first annotated frame; one generator runs through the clips in frame order.
+    seeds, num_objects = seed_schedule(video), video.num_objects
     dream = DreamSpec(**{k: v for k, v in online.items() if k in {f.name for f in fields(DreamSpec)}})
-    clip = dream_video(video.name, image, labels, num_objects, dream, np.random.default_rng(online["seed"]))
+    rng = np.random.default_rng(online["seed"])
+    clips = [dream_video(video.name if frame == 0 else f"{video.name}@{video.frame_names[frame]}",
+                         read_frame(video.frame_paths[frame]), labels, num_objects, dream, rng)
+             for frame, labels in sorted(seeds.items())]
+    late_seeds = {"seed_frames": [video.frame_names[f] for f in sorted(seeds)]} if set(seeds) != {0} else {}
     spec = SegmenterSamples(input_size=deeplab["input_size"], margin=deeplab["margin"])
-    task = OnlineTask(clip, spec, start.model.state_dict(), deeplab["encoder"])
+    task = OnlineTask(clips[0] if len(clips) == 1 else clips, spec, start.model.state_dict(), deeplab["encoder"])
     recipe = Recipe(steps=online["steps"], batch_size=online["batch_size"], lr=online["lr"], schedule="constant",
                     seed=online["seed"], checkpoint_every=max(online["steps"], 1))
     log.info("online learning %s: %d dreamed frames, %d steps of %d crops on %s", video.name, dream.frames,
              recipe.steps, recipe.batch_size, torch_device)
     return _train_and_write(task, recipe, work_dir, out, key, segment_settings, torch_device, stop_after,
-                            lambda result: {"video": video.name, "first_frame": video.frame_names[0],
+                            lambda result: {"video": video.name, "first_frame": video.frame_names[min(seeds)],
+                                            **late_seeds,
                                             "objects": num_objects, "dream": asdict(dream), "samples": asdict(spec),
                                             "start": start.weights,
                                             "crops_per_second": _crops_per_second(result, recipe)})

@@ -55,6 +55,35 @@ def one_hot(labels: np.ndarray, num_objects: int) -> np.ndarray:
     return (labels[None] == np.arange(1, num_objects + 1, dtype=labels.dtype)[:, None, None]).astype(np.float32)
 
 
+def apply_seed(priors: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """(K, H, W) priors with the objects that `seed` (a label map: read_seed_mask) starts set to their seed masks.
+
+    A late object's prior is empty before its start frame and its seed mask at it; where a starting object is
+    seeded, the other objects' priors are cleared (the seed is ground truth there). Void and background pixels of
+    the seed leave the priors as they are.
+    """
+    num_objects = priors.shape[0]
+    starting = [int(label) for label in np.unique(seed) if 0 < label <= num_objects]
+    if not starting:
+        return priors
+    seeded = np.isin(seed, starting)
+    priors = priors.copy()
+    priors[:, seeded] = 0.0
+    for label in starting:
+        priors[label - 1] = seed == label
+    return priors
+
+
+def seed_starts(seeds: dict[int, np.ndarray], num_objects: int) -> dict[int, int]:
+    """Object id -> the first frame whose seed holds it, from a seed schedule (stg.datasets.seed_schedule)."""
+    starts: dict[int, int] = {}
+    for frame in sorted(seeds):
+        for label in np.unique(seeds[frame]):
+            if 0 < label <= num_objects:
+                starts.setdefault(int(label), frame)
+    return dict(sorted(starts.items()))
+
+
 def priors_to_labels(priors: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Arg-max label map of (K, H, W) priors in [0, 1]; background where every prior is below threshold."""
     if priors.shape[0] == 0:

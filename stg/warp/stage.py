@@ -22,7 +22,16 @@ from tqdm import tqdm
 from stg.flow.store import read_flow
 from stg.settings import StageSettings
 from stg.store import build_store
-from stg.warp.ops import backward_warp, dequantise, occlusion_mask, one_hot, priors_to_labels, quantise
+from stg.warp.ops import (
+    apply_seed,
+    backward_warp,
+    dequantise,
+    occlusion_mask,
+    one_hot,
+    priors_to_labels,
+    quantise,
+    seed_starts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,29 +122,42 @@ def warp_step(masks: np.ndarray, backward: np.ndarray, forward: np.ndarray,
     return np.clip(prior, 0.0, 1.0), occluded
 
 
-def compute_warp_store(first_labels: np.ndarray, num_objects: int, flow: zarr.Group, source: MaskSource,
-                       out: Path, settings: dict[str, Any], key: str = "", video: str = "",
+def compute_warp_store(first_labels: np.ndarray | Mapping[int, np.ndarray], num_objects: int, flow: zarr.Group,
+                       source: MaskSource, out: Path, settings: dict[str, Any], key: str = "", video: str = "",
                        extra_attrs: dict[str, Any] | None = None) -> None:
-    """Write `priors` (T, K, H, W) uint8 and `occlusion` (T, H, W) uint8 for one video."""
+    """Write `priors` (T, K, H, W) uint8 and `occlusion` (T, H, W) uint8 for one video.
+
+    `first_labels` is frame 0's label map (every object starts there: DAVIS) or a seed schedule {frame: seed
+    label map} (stg.datasets.seed_schedule): an object's prior is empty before its start frame and its seed mask
+    at it (apply_seed), and is warped on from there.
+    """
     warp = WarpSettings.from_dict(settings)  # bad settings fail before the store exists
+    seeds = dict(first_labels) if isinstance(first_labels, Mapping) else {0: first_labels}
+    if not seeds:
+        raise ValueError(f"warp {video}: no object starts anywhere (empty seed schedule)")
     frame_names = list(flow.attrs["frame_names"])
-    height, width = first_labels.shape
+    height, width = next(iter(seeds.values())).shape
     num_frames = len(frame_names)
     if list(flow.attrs["image_size"]) != [height, width]:
         raise ValueError(f"flow store size {flow.attrs['image_size']} differs from the mask size {[height, width]}")
     attrs = {"settings": settings, "key": key, "frame_names": frame_names, "image_size": [height, width],
              "video": video, "num_objects": num_objects, "source": source.identity(),
              "flow_key": flow.attrs.get("key"), "backend": flow.attrs.get("backend"), **(extra_attrs or {})}
+    starts = seed_starts(seeds, num_objects)
+    if any(start > 0 for start in starts.values()):  # recorded only where objects start late (DAVIS: as before)
+        attrs["object_starts"] = {str(label): start for label, start in starts.items()}
     log.info("warp %s: %d frames, %d object(s), source %s", video, num_frames, num_objects, source.name)
     with build_store(out, "warp", attrs) as store:
         priors = store.array("priors", (num_frames, num_objects, height, width), np.uint8)
         occlusion = store.array("occlusion", (num_frames, height, width), np.uint8)
-        prior = one_hot(first_labels, num_objects)
+        prior = one_hot(seeds[0], num_objects) if 0 in seeds else np.zeros((num_objects, height, width), np.float32)
         priors[0] = quantise(prior)
         for frame in tqdm(range(1, num_frames), desc=f"warp {video}", unit="frame", leave=False):
             masks = source.masks_before(frame, prior)
             backward, forward = read_flow(flow, "backward", frame - 1), read_flow(flow, "forward", frame - 1)
             prior, occluded = warp_step(masks, backward, forward, warp)
+            if frame in seeds:  # objects that start here: their seed masks
+                prior = apply_seed(prior, seeds[frame])
             priors[frame] = quantise(prior)
             occlusion[frame] = occluded.astype(np.uint8)
 
