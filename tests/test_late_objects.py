@@ -1,0 +1,174 @@
+"""Objects that start after frame 0 (YouTube-VOS, YouTube-Objects, a folder), through every stage, on the synthetic
+layouts of stg.datasets.synthetic_layouts: nothing before an object's start frame, its seed mask at it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stg.cli import main
+from stg.datasets import LAYOUTS, open_dataset, read_labels, seed_schedule
+from stg.datasets.synthetic_layouts import (
+    write_folder,
+    write_segtrack_v2,
+    write_youtube_objects,
+    write_youtube_vos,
+)
+from stg.graph.stage import compute_graph_store
+from stg.graph.tracker import NOT_STARTED, Q_NODE
+from stg.store import build_store, open_store
+
+LATE_VIDEO = "synth03-triple"  # write_youtube_vos: its object 3 enters late (frame >= 3)
+MINIMAL = {"proposals": "cached", "threshold": 0.2, "spatial": False, "temporal": False}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("late")
+    write_youtube_vos(base / "ytvos_train", split="train", num_frames=10)
+    write_youtube_vos(base / "ytvos_valid", split="valid", num_frames=10)
+    write_segtrack_v2(base / "segtrack")
+    write_youtube_objects(base / "ytobj")
+    write_folder(base / "folder", video_suffix=".avi")
+    return base
+
+
+def test_cli_layouts_are_the_readers():
+    from stg.cli import LAYOUT_CHOICES
+
+    assert LAYOUT_CHOICES == LAYOUTS
+
+
+def test_seed_schedule_starts_each_object_once(data: Path):
+    video = open_dataset(data / "ytvos_valid", "youtube_vos", "valid").video(LATE_VIDEO)
+    seeds = seed_schedule(video)
+    late = video.object_starts[3]
+    assert late >= 2 and sorted(seeds) == [0, late]
+    assert set(np.unique(seeds[0])) == {0, 1, 2} and set(np.unique(seeds[late])) == {0, 3}
+
+
+# ------------------------------------------------------------------ flow, warp, propagate, graph (CLI and stage)
+
+
+@pytest.fixture(scope="module")
+def chain(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Flow, warp and propagate stores of the late video (YouTube-VOS train: every frame annotated)."""
+    root = data / "ytvos_train"
+    out = tmp_path_factory.mktemp("chain")
+    video = open_dataset(root, "youtube_vos", "train").video(LATE_VIDEO)
+    common = ["--dataset-root", str(root), "--layout", "youtube_vos", "--split", "train", "--video", LATE_VIDEO]
+    assert main(["flow", *common, "--out", str(out / "flow.zarr")]) == 0
+    assert main(["warp", *common, "--flow", str(out / "flow.zarr"), "--out", str(out / "warp.zarr")]) == 0
+    assert main(["propagate", "--warp", str(out / "warp.zarr"), "--out", str(out / "propagate.zarr")]) == 0
+    truth = np.stack([read_labels(video, index) for index in range(len(video.frame_names))])
+    return video, out, truth
+
+
+def test_warp_prior_is_empty_before_the_start_and_the_seed_at_it(chain):
+    video, out, truth = chain
+    warp = open_store(out / "warp.zarr", "warp")
+    late = video.object_starts[3]
+    priors = warp["priors"][:]
+    assert priors.shape[:2] == (len(video.frame_names), 3)
+    assert not priors[:late, 2].any(), "nothing of the late object before its start"
+    np.testing.assert_array_equal(priors[late, 2] == 255, truth[late] == 3)
+    assert set(np.unique(priors[late, 2])) <= {0, 255}, "the seed itself, not a warped mask"
+    assert priors[late + 1, 2].sum() > 0, "warped on after its start"
+    assert not priors[late, :2][:, truth[late] == 3].any(), "the seed's pixels are the late object's alone"
+    assert warp.attrs["object_starts"] == {"1": 0, "2": 0, "3": late}
+    np.testing.assert_array_equal(priors[0, 0] == 255, truth[0] == 1)
+
+
+def test_propagate_labels_the_late_object_from_its_start(chain):
+    video, out, truth = chain
+    labels = open_store(out / "propagate.zarr", "labels")["labels"][:]
+    late = video.object_starts[3]
+    assert not (labels[:late] == 3).any()
+    np.testing.assert_array_equal(labels[late] == 3, truth[late] == 3)
+    assert (labels[late + 1:] == 3).any()
+
+
+def truth_proposals(path: Path, video, truth: np.ndarray) -> Path:
+    """A segment store whose proposals are the true masks of every object present (so also before a late object's
+    start would it be wrongly picked, were it assigned proposals), plus a distractor in the corner."""
+    height, width = truth.shape[1:]
+    boxes, scores, masks = [], [], []
+    for frame in truth:
+        frame_boxes, frame_scores, frame_masks = [], [], []
+        for obj in range(1, 4):
+            mask = frame == obj
+            if not mask.any():
+                continue
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            frame_boxes.append([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1])
+            frame_scores.append(0.9)
+            frame_masks.append(mask.astype(np.uint8) * 255)
+        corner = np.zeros((height, width), np.uint8)
+        corner[:4, :4] = 255
+        frame_boxes.append([0, 0, 4, 4])
+        frame_scores.append(0.99)
+        frame_masks.append(corner)
+        boxes.append(np.array(frame_boxes, np.float32))
+        scores.append(np.array(frame_scores, np.float32))
+        masks.append(np.array(frame_masks, np.uint8))
+    attrs = {"frame_names": video.frame_names, "image_size": [height, width], "video": video.name, "key": "t"}
+    with build_store(path, "segment", attrs) as store:
+        store.ragged("boxes", boxes, np.float32)
+        store.ragged("scores", scores, np.float32)
+        store.ragged("masks", masks, np.uint8, chunk_rows=1)
+    return path
+
+
+def test_graph_seeds_the_late_object_at_its_start(chain):
+    video, out, truth = chain
+    late = video.object_starts[3]
+    segment = open_store(truth_proposals(out / "segment.zarr", video, truth), "segment")
+    summary = compute_graph_store(video, segment, open_store(out / "warp.zarr", "warp"),
+                                  open_store(out / "flow.zarr", "flow"), None, MINIMAL, out / "graph.zarr", key="k")
+    store = open_store(out / "graph.zarr", "labels")
+    labels, chosen = store["labels"][:], store["chosen"][:]
+    assert not (labels[:late] == 3).any(), "nothing of the late object before its start"
+    np.testing.assert_array_equal(labels[late] == 3, truth[late] == 3)
+    assert (chosen[:late, 2] == NOT_STARTED).all() and chosen[late, 2] == Q_NODE
+    assert (chosen[late + 1:, 2] >= 0).all(), "after its start it follows its proposals"
+    assert not store["no_proposal"][:late, 2].any()
+    assert summary["lost_frames"][2] == 0, "frames before the start are not lost"
+    assert store.attrs["object_starts"] == {"1": 0, "2": 0, "3": late}
+    for t in range(1, len(truth)):
+        for obj in (1, 2, 3):
+            if (truth[t] == obj).any() and t > (late if obj == 3 else 0):
+                inter = np.logical_and(labels[t] == obj, truth[t] == obj).sum()
+                union = np.logical_or(labels[t] == obj, truth[t] == obj).sum()
+                assert inter / union > 0.9, (t, obj)
+
+
+def test_graph_with_temporal_memory_and_spatial_graph(chain):
+    """The late object's temporal memory starts at its seed (no crash with CNN features, masks still follow)."""
+    from stg.features.backends import make_features_backend
+
+    video, out, truth = chain
+    late = video.object_starts[3]
+    features = make_features_backend({"backend": "mobilenet_v2", "mobilenet_v2": {"node_size": 64}}, "cpu")
+    segment = open_store(out / "segment.zarr", "segment") if (out / "segment.zarr").exists() else \
+        open_store(truth_proposals(out / "segment.zarr", video, truth), "segment")
+    settings = {"proposals": "cached", "threshold": 0.2, "temporal_size": [64, 64]}
+    compute_graph_store(video, segment, open_store(out / "warp.zarr", "warp"), open_store(out / "flow.zarr", "flow"),
+                        features, settings, out / "graph_full.zarr", key="k")
+    labels = open_store(out / "graph_full.zarr", "labels")["labels"][:]
+    assert not (labels[:late] == 3).any()
+    np.testing.assert_array_equal(labels[late] == 3, truth[late] == 3)
+    assert (labels[late + 1:] == 3).any()
+
+
+def test_valid_split_runs_warp_on_seed_annotations_only(data: Path, tmp_path: Path):
+    """YouTube-VOS valid: only the seed frames are annotated; the warp stage needs nothing else."""
+    root = data / "ytvos_valid"
+    common = ["--dataset-root", str(root), "--layout", "youtube_vos", "--split", "valid", "--video", LATE_VIDEO]
+    assert main(["flow", *common, "--out", str(tmp_path / "flow.zarr")]) == 0
+    assert main(["warp", *common, "--flow", str(tmp_path / "flow.zarr"), "--out", str(tmp_path / "warp.zarr")]) == 0
+    video = open_dataset(root, "youtube_vos", "valid").video(LATE_VIDEO)
+    priors = open_store(tmp_path / "warp.zarr", "warp")["priors"][:]
+    late = video.object_starts[3]
+    assert not priors[:late, 2].any() and priors[late, 2].any()
