@@ -172,3 +172,91 @@ def test_valid_split_runs_warp_on_seed_annotations_only(data: Path, tmp_path: Pa
     priors = open_store(tmp_path / "warp.zarr", "warp")["priors"][:]
     late = video.object_starts[3]
     assert not priors[:late, 2].any() and priors[late, 2].any()
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def write_results(root: Path, dataset, results: Path, labels_of=None) -> None:
+    """Result PNGs for every frame of every video: `labels_of(video, index)`, default its annotation (background
+    where a frame has none)."""
+    from stg.palette import write_palette_png
+
+    for video in dataset.videos():
+        folder = results / video.name
+        folder.mkdir(parents=True)
+        for index, name in enumerate(video.frame_names):
+            if labels_of is not None:
+                labels = labels_of(video, index)
+            elif name in video.annotation_paths:
+                labels = read_labels(video, index)
+            else:
+                labels = np.zeros(read_labels(video, video.seed_frames[0]).shape, np.uint8)
+            write_palette_png(folder / f"{name}.png", np.where(labels == 255, 0, labels).astype(np.uint8))
+
+
+def test_metrics_on_youtube_objects_score_the_annotated_frames_after_each_start(data: Path, tmp_path: Path):
+    from stg.metrics.evaluation import evaluate
+
+    root = data / "ytobj"
+    dataset = open_dataset(root, "youtube_objects", "all")
+    write_results(root, dataset, tmp_path / "res")
+    metrics = evaluate(root, tmp_path / "res", "all", processes=1, progress=False, layout="youtube_objects")
+    assert metrics["global"]["J-Mean"] == pytest.approx(1.0) and metrics["global"]["F-Mean"] == pytest.approx(1.0)
+    for video in dataset.videos():
+        for obj, start in video.object_starts.items():
+            frames = metrics["per_frame"][f"{video.name}_{obj}"]["frames"]
+            expected = [video.frame_names[i] for i in video.scored_frames if i > start]
+            assert frames == expected and frames, (video.name, obj)
+            assert all(video.frame_names.index(name) in (4, 7) for name in frames), "annotated frames only"
+
+
+def test_metrics_ignore_an_object_before_its_start(data: Path, tmp_path: Path):
+    """YouTube-VOS train: garbage for the late object before its start changes nothing; after it, it counts."""
+    from stg.metrics.evaluation import evaluate
+
+    root = data / "ytvos_train"
+    dataset = open_dataset(root, "youtube_vos", "train")
+    late = dataset.video(LATE_VIDEO).object_starts[3]
+
+    def early_garbage(video, index):
+        labels = read_labels(video, index).copy()
+        if video.name == LATE_VIDEO and index < late:
+            labels[labels == 0] = 3  # the late object "found" everywhere before it exists
+        return labels
+
+    write_results(root, dataset, tmp_path / "res", early_garbage)
+    metrics = evaluate(root, tmp_path / "res", "train", processes=1, progress=False, layout="youtube_vos")
+    curve = metrics["per_frame"][f"{LATE_VIDEO}_3"]
+    video = dataset.video(LATE_VIDEO)
+    assert curve["frames"] == video.frame_names[late + 1:]
+    assert metrics["objects"][f"{LATE_VIDEO}_3"]["J-Mean"] == pytest.approx(1.0)
+    assert metrics["per_frame"][f"{LATE_VIDEO}_1"]["frames"] == video.frame_names[1:], "last frame scored too"
+
+
+def test_metrics_on_segtrack_v2(data: Path, tmp_path: Path):
+    from stg.metrics.evaluation import evaluate
+
+    root = data / "segtrack"
+    dataset = open_dataset(root, "segtrack_v2", "all")
+
+    def shifted(video, index):
+        return np.roll(read_labels(video, index), 2, axis=1)
+
+    write_results(root, dataset, tmp_path / "res", shifted)
+    metrics = evaluate(root, tmp_path / "res", "all", processes=1, progress=False, layout="segtrack_v2")
+    names = {name.rsplit("_", 1)[0] for name in metrics["objects"]}
+    assert names == set(dataset.video_names())
+    assert any(name.endswith("_2") for name in metrics["objects"]), "the multi-object sequence's masks combined"
+    assert 0.5 < metrics["global"]["J-Mean"] < 1.0
+    for video in dataset.videos():
+        assert metrics["per_frame"][f"{video.name}_1"]["frames"] == video.frame_names[1:]
+
+
+def test_unscorable_split_raises_nothing_to_score(data: Path, tmp_path: Path):
+    from stg.metrics.evaluation import NothingToScore, evaluate
+
+    root = data / "ytvos_valid"
+    write_results(root, open_dataset(root, "youtube_vos", "valid"), tmp_path / "res")
+    with pytest.raises(NothingToScore, match="no ground truth"):
+        evaluate(root, tmp_path / "res", "valid", processes=1, progress=False, layout="youtube_vos")

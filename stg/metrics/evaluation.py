@@ -23,7 +23,14 @@ from tqdm import tqdm
 from stg.datasets import detect_layout, open_dataset
 from stg.errors import InputError
 from stg.metrics.measures import frame_scores, tolerance_radius
-from stg.metrics.reading import SequencePlan, plan_sequence, read_gt_labels, read_result_labels
+from stg.metrics.reading import (
+    DAVIS_LAYOUTS,
+    SequencePlan,
+    plan_sequence,
+    read_gt_labels,
+    read_result_labels,
+    read_scored_labels,
+)
 from stg.metrics.summary import Scores, summarise
 
 MAX_CHUNK_FRAMES = 64
@@ -58,7 +65,8 @@ def score_chunk(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
     j_values = np.empty((count, chunk.num_objects), dtype=np.float64)
     f_values = np.empty((count, chunk.num_objects), dtype=np.float64)
     for index, (gt_path, result_path) in enumerate(zip(chunk.gt_paths, chunk.result_paths, strict=True)):
-        gt = read_gt_labels(gt_path, chunk.layout, chunk.shape)
+        gt = (read_gt_labels(gt_path, chunk.layout, chunk.shape) if chunk.layout in DAVIS_LAYOUTS
+              else read_scored_labels(gt_path, chunk.layout, chunk.shape))
         res = read_result_labels(result_path, chunk.shape, chunk.num_objects)
         j_values[index], f_values[index] = frame_scores(gt, res, chunk.num_objects, radius)
     return j_values, f_values
@@ -153,9 +161,15 @@ def score_plans(plans: Sequence[SequencePlan], processes: int, progress: bool) -
     return scores
 
 
+class NothingToScore(InputError):
+    """The dataset split has no ground truth to score against (YouTube-VOS valid / test, a folder)."""
+
+
 def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2, resolution: str = "480p",
-             progress: bool = True) -> dict:
-    """J, F and J&F of a results folder against a DAVIS 2017- or 2016-layout split.
+             progress: bool = True, layout: str | None = None) -> dict:
+    """J, F and J&F of a results folder against a split of a DAVIS 2017- or 2016-layout dataset, or of another
+    layout (`layout`: stg.datasets.LAYOUTS; default: DAVIS 2017 or 2016, detected). A split without ground truth
+    raises NothingToScore.
 
     Returns {"global": {...}, "objects": {"<seq>_<k>": {...}}, "per_frame": {"<seq>_<k>":
     {"frames", "J", "F"}}}; raises InputError naming the file for any bad or missing input.
@@ -164,8 +178,11 @@ def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2
     """
     davis_root, results_dir = Path(davis_root), Path(results_dir)
     _start_forkserver(processes)
-    layout = detect_layout(davis_root, split, resolution)
+    layout = detect_layout(davis_root, split, resolution) if layout in (None, "synthetic") else layout
     dataset = open_dataset(davis_root, layout, split, resolution)
+    if not dataset.scorable:
+        raise NothingToScore(davis_root, f"split '{split}' of this {layout} dataset has no ground truth to score "
+                             "(its annotations only seed the objects)")
     if not results_dir.is_dir():
         raise InputError(results_dir, "results folder is missing")
     plans = [plan_sequence(dataset, name, results_dir) for name in dataset.video_names()]

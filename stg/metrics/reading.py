@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from stg.datasets import VOID_LABEL, Dataset, read_first_mask
+from stg.datasets import VOID_LABEL, Dataset, frame_size, read_annotation, read_first_mask
 from stg.datasets.images import check_png_end, natural_key, read_label_png
 from stg.errors import InputError
 from stg.metrics.decode import read_labels_once
 
 log = logging.getLogger(__name__)
+DAVIS_LAYOUTS = ("davis2017", "davis2016")
 _SHOWN = 8  # names quoted in a warning
 
 
@@ -87,6 +89,8 @@ class SequencePlan:
     frames: tuple[str, ...]
     gt_paths: tuple[Path, ...]
     result_paths: tuple[Path, ...]
+    # per object, the positions in `frames` it is scored on; None: every frame (DAVIS: every object starts at 0)
+    object_frames: tuple[tuple[int, ...], ...] | None = None
 
 
 def _listing(names: list[str]) -> str:
@@ -124,10 +128,13 @@ def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePla
     """Check that every file needed exists (reading no result PNG) and read K from the first GT.
 
     Planning the split's first sequence also warns about results_dir's folders that no sequence of the
-    split owns; every sequence warns about its result PNGs that no frame owns.
+    split owns; every sequence warns about its result PNGs that no frame owns. Layouts other than DAVIS are
+    planned by plan_late_sequence.
     """
     if name == dataset.video_names()[0] and Path(results_dir).is_dir():
         unknown_sequence_folders(dataset, results_dir)
+    if dataset.layout not in DAVIS_LAYOUTS:
+        return plan_late_sequence(dataset, name, results_dir)
     video = dataset.video(name)
     names = video.frame_names
     if len(names) < 3:
@@ -153,3 +160,46 @@ def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePla
         result_paths.append(result_path)
     shape = (int(first_labels.shape[0]), int(first_labels.shape[1]))
     return SequencePlan(video.name, video.layout, num_objects, shape, scored, tuple(gt_paths), tuple(result_paths))
+
+
+def plan_late_sequence(dataset: Any, name: str, results_dir: Path) -> SequencePlan:
+    """A sequence of a layout whose objects may start late and whose ground truth may cover some frames only
+    (YouTube-VOS train, SegTrack-v2, YouTube-Objects).
+
+    Scored: the frames with ground truth (Video.scored_frames), each object only after its start frame (its seed,
+    given, is not scored, as DAVIS leaves out frame 0); the last frame is scored (DAVIS's protocol alone leaves it
+    out). A frame where no object is scored is left out; so is an object scored on no frame (a warning names it).
+    """
+    video = dataset.video(name)
+    names = video.frame_names
+    starts = video.object_starts
+    num_objects = video.num_objects
+    result_folder = results_dir / video.name
+    if not result_folder.is_dir():
+        raise InputError(result_folder, f"result folder of sequence '{video.name}' is missing")
+    _unknown_result_frames(result_folder, names)
+    scored = [index for index in video.scored_frames if any(index > start for start in starts.values())]
+    object_frames = tuple(tuple(position for position, index in enumerate(scored)
+                                if obj in starts and index > starts[obj])
+                          for obj in range(1, num_objects + 1))
+    unscored = [obj for obj in starts if not object_frames[obj - 1]]
+    if unscored:
+        log.warning("%s: object(s) %s have no ground truth after their start frame and are not scored", video.name,
+                    unscored)
+    result_paths: list[Path] = []
+    for index in scored:
+        result_path = result_folder / f"{names[index]}.png"
+        if not result_path.is_file():
+            raise InputError(result_path, "result frame is missing")
+        result_paths.append(result_path)
+    shape = frame_size(video.frame_paths[0])
+    gt_paths = tuple(video.annotation_paths[names[index]] for index in scored)
+    return SequencePlan(video.name, video.layout, num_objects, (int(shape[0]), int(shape[1])),
+                        tuple(names[index] for index in scored), gt_paths, tuple(result_paths), object_frames)
+
+
+def read_scored_labels(path: Any, layout: str, shape: tuple[int, int]) -> np.ndarray:
+    """Ground truth of a layout other than DAVIS (its reader's rules, stg.datasets.read_annotation), void as
+    background."""
+    labels = read_annotation(path, layout, shape=shape)
+    return np.where(labels == VOID_LABEL, np.uint8(0), labels).astype(np.uint8)

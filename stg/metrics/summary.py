@@ -21,12 +21,19 @@ def summarise(plans: Sequence[SequencePlan], scores: dict[str, Scores]) -> dict:
         j_values, f_values = scores[plan.name]
         for index in range(plan.num_objects):
             name = f"{plan.name}_{index + 1}"
-            j_mean, j_recall, j_decay = db_statistics(j_values[:, index])
-            f_mean, f_recall, f_decay = db_statistics(f_values[:, index])
+            rows: slice | list[int] = slice(None)
+            frames = list(plan.frames)
+            if plan.object_frames is not None:  # objects that start late: each from its start on
+                rows = list(plan.object_frames[index])
+                if not rows:
+                    continue
+                frames = [plan.frames[row] for row in rows]
+            j_object, f_object = j_values[rows, index], f_values[rows, index]
+            j_mean, j_recall, j_decay = db_statistics(j_object)
+            f_mean, f_recall, f_decay = db_statistics(f_object)
             objects[name] = {"J-Mean": j_mean, "J-Recall": j_recall, "J-Decay": j_decay,
                              "F-Mean": f_mean, "F-Recall": f_recall, "F-Decay": f_decay}
-            per_frame[name] = {"frames": list(plan.frames), "J": j_values[:, index].tolist(),
-                               "F": f_values[:, index].tolist()}
+            per_frame[name] = {"frames": frames, "J": j_object.tolist(), "F": f_object.tolist()}
     return {"global": global_means(objects), "objects": objects, "per_frame": per_frame}
 
 
