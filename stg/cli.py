@@ -105,7 +105,7 @@ def cmd_metrics(args: argparse.Namespace) -> None:
 
     created = not args.out.exists()
     try:
-        run_metrics(args.davis_root, args.results, args.set, args.out, processes=args.processes)
+        run_metrics(args.davis_root, args.results, args.set, args.out, processes=args.processes, layout=args.layout)
     except BaseException:
         if created and args.out.is_dir():  # the folder this run made, with at most part of its files
             shutil.rmtree(args.out, ignore_errors=True)
@@ -212,7 +212,7 @@ def cmd_results(args: argparse.Namespace) -> None:
 
     write_run(dataset_root=args.dataset_root, split=args.split, label_stores=args.labels, out=args.out,
               plan=_settings(args.plan, "--plan"),
-              benchmarks=args.benchmarks or [], processes=args.processes)
+              benchmarks=args.benchmarks or [], processes=args.processes, layout=args.layout)
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--davis-root", required=True, type=Path, help="DAVIS 2017 or 2016 layout root")
     metrics.add_argument("--results", required=True, type=Path, help="folder of <seq>/<frame>.png results")
     metrics.add_argument("--set", required=True, help="split, e.g. val")
+    metrics.add_argument("--layout", default=None, choices=LAYOUT_CHOICES,
+                         help="dataset layout (default: DAVIS 2017 or 2016, detected from ImageSets)")
     metrics.add_argument("--out", required=True, type=Path, help="folder for the CSVs and metrics.json")
     metrics.add_argument("--processes", type=int, default=2)
     metrics.set_defaults(func=cmd_metrics)
@@ -322,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="write a run folder: palette PNGs, metrics, run.json")
     results.add_argument("--dataset-root", required=True, type=Path)
     results.add_argument("--split", required=True)
+    results.add_argument("--layout", default=None, choices=LAYOUT_CHOICES,
+                         help="dataset layout (default: DAVIS 2017 or 2016, detected from ImageSets)")
     results.add_argument("--labels", required=True, nargs="+", type=Path, help="label stores, one per video")
     results.add_argument("--plan", help="run description (settings, keys, variant, stores) as JSON or @file")
     results.add_argument("--benchmarks", nargs="*", type=Path, help="Snakemake benchmark TSVs of upstream jobs")

@@ -226,7 +226,10 @@ def _header(run: dict[str, Any]) -> str:
     return f"<h1>Run {_esc(run.get('run'))}</h1><table>{body}</table><p>Stage keys: {keys}</p>"
 
 
-def _global_section(metrics: dict[str, Any]) -> str:
+def _global_section(metrics: dict[str, Any], run: dict[str, Any] | None = None) -> str:
+    if (run or {}).get("scored") is False:
+        why = (run or {}).get("not_scored_because", "the dataset has no ground truth")
+        return f"<h2>Global results</h2><p>Nothing to score: {_esc(why)}. The masks are shown below.</p>"
     values = metrics.get("global", {})
     return "<h2>Global results</h2>" + _table(list(values), [list(values.values())], left=0)
 
@@ -258,7 +261,8 @@ def _overlay_section(run_dir: Path, run: dict[str, Any], dataset_root: Path, spl
     intro = ("<h2>Qualitative results</h2><p>First, middle and last frame of each video; the run's masks in "
              "DAVIS colours over the input frames.</p>")
     try:
-        dataset = open_dataset(dataset_root, detect_layout(dataset_root, split), split)
+        layout = run.get("layout") or detect_layout(dataset_root, split)  # run.json names layouts other than DAVIS
+        dataset = open_dataset(dataset_root, layout, split)
     except InputError as error:
         return intro + f"<p class='muted'>dataset not readable here: {_esc(error)}</p>"
     return intro + "".join(video_overlays(run_dir, dataset, video) for video in run.get("videos", []))
@@ -316,7 +320,7 @@ def render_report(run_dir: Path, dataset_root: Path, split: str) -> str:
     run = _read_json(run_dir / "run.json") or {}
     metrics = _read_json(run_dir / "metrics.json") or {}
     proposals = _read_json(run_dir / "proposals.json")
-    sections = [_header(run), _global_section(metrics), _sequence_section(metrics), _per_frame_section(metrics),
+    sections = [_header(run), _global_section(metrics, run), _sequence_section(metrics), _per_frame_section(metrics),
                 _overlay_section(run_dir, run, Path(dataset_root), split), _proposal_section(proposals),
                 _timing_section(run), _details_section(run)]
     title = _esc(f"STG-Net run {run.get('run', run_dir.name)}")

@@ -99,17 +99,85 @@ def _peak_rss_mb() -> float:
     return max(own, children) / 1024.0
 
 
+def write_submission_zip(annotations: Path, out: Path) -> Path:
+    """`out` (a zip) holding `Annotations/<video>/<frame>.png`, as the YouTube-VOS evaluation server takes it."""
+    import zipfile
+
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(annotations.rglob("*.png")):
+            archive.write(path, Path("Annotations") / path.relative_to(annotations))
+    return out
+
+
+def write_overlay_videos(dataset: Any, annotations: Path, folder: Path, videos: list[str], fps: float = 10.0
+                         ) -> list[Path]:
+    """One MJPG .avi per video: its frames with the run's masks drawn in DAVIS colours (stg.report.overlay)."""
+    import cv2
+
+    from stg.datasets import read_frame
+    from stg.palette import read_png_labels
+    from stg.report import overlay
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in videos:
+        video = dataset.video(name)
+        path = folder / f"{name}.avi"
+        writer = None
+        try:
+            for frame_path in video.frame_paths:
+                image = read_frame(frame_path)
+                labels, _ = read_png_labels(annotations / name / f"{frame_path.stem}.png")
+                drawn = overlay(image, labels, width=image.shape[1])
+                if writer is None:
+                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps,
+                                             (drawn.shape[1], drawn.shape[0]))
+                    if not writer.isOpened():
+                        raise OSError(f"OpenCV cannot write {path} (MJPG)")
+                writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        finally:
+            if writer is not None:
+                writer.release()
+        written.append(path)
+    return written
+
+
 def write_run(dataset_root: Path, split: str, label_stores: list[Path], out: Path, plan: dict[str, Any],
-              benchmarks: list[Path], processes: int = 2) -> dict[str, Any]:
-    """Build the run folder in a temporary sibling, then rename it into place."""
+              benchmarks: list[Path], processes: int = 2, layout: str | None = None) -> dict[str, Any]:
+    """Build the run folder in a temporary sibling, then rename it into place.
+
+    `layout` (stg.datasets.LAYOUTS; default DAVIS, detected): a split without ground truth (YouTube-VOS valid /
+    test, a folder) is not scored (a log line says so; run.json has `"scored": false`). YouTube-VOS runs add
+    `submission.zip` (Annotations/<video>/<frame>.png, for the evaluation server); folder runs add
+    `overlays/<video>.avi` (MJPG).
+    """
     from stg.metrics.evaluate import run_metrics
+    from stg.metrics.evaluation import NothingToScore
 
     out = Path(out)
+    layout = None if layout in (None, "synthetic", "davis2017", "davis2016") else layout
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     with atomic_directory(out) as temporary:
         videos = export_pngs([Path(p) for p in label_stores], temporary / "Annotations")
         log.info("exported %d videos; scoring", len(videos))
-        metrics = run_metrics(Path(dataset_root), temporary / "Annotations", split, temporary, processes=processes)
+        extra: dict[str, Any] = {}
+        try:
+            metrics = run_metrics(Path(dataset_root), temporary / "Annotations", split, temporary,
+                                  processes=processes, layout=layout)
+        except NothingToScore as error:
+            log.warning("metrics skipped: %s", error)
+            metrics = {"global": None}
+            extra = {"scored": False, "not_scored_because": error.problem}
+        if layout is not None:
+            extra["layout"] = layout
+            from stg.datasets import open_dataset
+
+            dataset = open_dataset(Path(dataset_root), layout, split)
+            if layout == "youtube_vos":
+                write_submission_zip(temporary / "Annotations", temporary / "submission.zip")
+                log.info("wrote %s", out / "submission.zip")
+            if layout == "folder":
+                write_overlay_videos(dataset, temporary / "Annotations", temporary / "overlays", videos)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         stages = summarise_benchmarks([Path(p) for p in benchmarks])
         stages["results"] = {"jobs": 1, "wall_s": time.perf_counter() - started_wall,
@@ -118,7 +186,7 @@ def write_run(dataset_root: Path, split: str, label_stores: list[Path], out: Pat
         run = {
             "run": out.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_root": str(dataset_root),
             "split": split, "videos": videos, **plan, "stages_used": store_identities(plan.get("stores", {})),
-            "timing": stages, "packages": package_versions(), "global": metrics["global"],
+            "timing": stages, "packages": package_versions(), "global": metrics["global"], **extra,
         }
         run.pop("stores", None)
         (temporary / "run.json").write_text(json.dumps(run, indent=2, default=str))

@@ -260,3 +260,79 @@ def test_unscorable_split_raises_nothing_to_score(data: Path, tmp_path: Path):
     write_results(root, open_dataset(root, "youtube_vos", "valid"), tmp_path / "res")
     with pytest.raises(NothingToScore, match="no ground truth"):
         evaluate(root, tmp_path / "res", "valid", processes=1, progress=False, layout="youtube_vos")
+
+
+# ------------------------------------------------------------------ run folders
+
+
+def label_stores(dataset, out: Path) -> list[Path]:
+    """One label store per video, holding its seeds carried on unchanged (what a run's last stage writes)."""
+    stores = []
+    for video in dataset.videos():
+        seeds = seed_schedule(video)
+        shape = next(iter(seeds.values())).shape
+        labels = np.zeros((len(video.frame_names), *shape), np.uint8)
+        for frame in sorted(seeds):
+            seed = np.where(seeds[frame] == 255, 0, seeds[frame])
+            labels[frame:][:, seed > 0] = seed[seed > 0]
+        attrs = {"frame_names": video.frame_names, "image_size": list(shape), "video": video.name, "key": "t",
+                 "num_objects": video.num_objects}
+        path = out / f"{video.name}.zarr"
+        with build_store(path, "labels", attrs) as store:
+            store.array("labels", labels.shape, np.uint8)[:] = labels
+        stores.append(path)
+    return stores
+
+
+def test_youtube_vos_valid_run_writes_annotations_and_submission_zip(data: Path, tmp_path: Path):
+    import json
+    import zipfile
+
+    from stg.results import write_run
+
+    root = data / "ytvos_valid"
+    dataset = open_dataset(root, "youtube_vos", "valid")
+    run = write_run(root, "valid", label_stores(dataset, tmp_path), tmp_path / "run", {"dataset": "yt"}, [],
+                    processes=1, layout="youtube_vos")
+    folder = tmp_path / "run"
+    assert run["scored"] is False and run["global"] is None
+    assert not (folder / "metrics.json").exists()
+    expected = {f"Annotations/{video.name}/{name}.png" for video in dataset.videos() for name in video.frame_names}
+    with zipfile.ZipFile(folder / "submission.zip") as archive:
+        assert set(archive.namelist()) == expected, "every input frame, under Annotations/"
+    assert {str(p.relative_to(folder)) for p in (folder / "Annotations").rglob("*.png")} == expected
+    assert json.loads((folder / "run.json").read_text())["layout"] == "youtube_vos"
+    html = (folder / "report.html").read_text()
+    assert "Nothing to score" in html
+    assert html.count("<figure>") >= len(dataset.video_names()), "overlays are still shown"
+
+
+def test_folder_run_writes_masks_and_an_overlay_video(data: Path, tmp_path: Path):
+    import cv2
+
+    from stg.results import write_run
+
+    root = data / "folder"
+    dataset = open_dataset(root, "folder", "all")
+    write_run(root, "all", label_stores(dataset, tmp_path), tmp_path / "run", {}, [], processes=1, layout="folder")
+    for video in dataset.videos():
+        pngs = sorted((tmp_path / "run" / "Annotations" / video.name).glob("*.png"))
+        assert [p.stem for p in pngs] == sorted(video.frame_names)
+        capture = cv2.VideoCapture(str(tmp_path / "run" / "overlays" / f"{video.name}.avi"))
+        count = 0
+        while capture.read()[0]:
+            count += 1
+        capture.release()
+        assert count == len(video.frame_names)
+    assert "Nothing to score" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_scorable_layout_run_is_scored(data: Path, tmp_path: Path):
+    from stg.results import write_run
+
+    root = data / "segtrack"
+    dataset = open_dataset(root, "segtrack_v2", "all")
+    run = write_run(root, "all", label_stores(dataset, tmp_path), tmp_path / "run", {}, [], processes=1,
+                    layout="segtrack_v2")
+    assert "scored" not in run and 0 < run["global"]["J-Mean"] <= 1.0
+    assert (tmp_path / "run" / "metrics.json").is_file() and not (tmp_path / "run" / "submission.zip").exists()

@@ -16,7 +16,9 @@ rule metrics:
         plan=run_description,
         root=lambda wc: dataset_root(run_plan(wc).dataset),
         split=lambda wc: run_plan(wc).split,
+        layout=lambda wc: dataset_layout(run_plan(wc).dataset),
     shell:
-        "stg results --dataset-root {params.root:q} --split {params.split:q} --labels {input.labels:q} "
+        "stg results --dataset-root {params.root:q} --layout {params.layout:q} --split {params.split:q} "
+        "--labels {input.labels:q} "
         "--plan {params.plan:q} --benchmarks {input.benchmarks:q} --processes {params.processes:q} "
         "--out {output:q} 2> {log:q}"
