@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, type=Path, help="JSON file to write")
     report.add_argument("--dataset-root", type=Path, help="recompute from this dataset's ground truth "
                         "(default: the reports stored by the segment stage)")
-    report.add_argument("--layout", default=None, choices=["davis2017", "davis2016"])
+    report.add_argument("--layout", default=None, choices=LAYOUT_CHOICES)
     report.add_argument("--split", default="val", help="split listing the videos (with --dataset-root)")
     report.set_defaults(func=cmd_proposals_report)
 

@@ -336,3 +336,17 @@ def test_scorable_layout_run_is_scored(data: Path, tmp_path: Path):
                     layout="segtrack_v2")
     assert "scored" not in run and 0 < run["global"]["J-Mean"] <= 1.0
     assert (tmp_path / "run" / "metrics.json").is_file() and not (tmp_path / "run" / "submission.zip").exists()
+
+
+def test_proposal_report_by_hand_on_another_layout(data: Path, tmp_path: Path):
+    """`stg proposals-report --dataset-root --layout` recomputes from a YouTube-VOS train split's ground truth."""
+    import json
+
+    root = data / "ytvos_train"
+    video = open_dataset(root, "youtube_vos", "train").video(LATE_VIDEO)
+    truth = np.stack([read_labels(video, index) for index in range(len(video.frame_names))])
+    store = truth_proposals(tmp_path / "segment.zarr", video, truth)
+    assert main(["proposals-report", "--segment", str(store), "--out", str(tmp_path / "p.json"), "--dataset-root",
+                 str(root), "--layout", "youtube_vos", "--split", "train"]) == 0
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["overall"]["recall"] == pytest.approx(1.0)

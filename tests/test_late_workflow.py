@@ -1,0 +1,49 @@
+"""End to end: Snakemake runs a tiny synthetic YouTube-VOS valid split (an object entering late, no ground truth to
+score) through the flow-propagation chain and the greedy graph chain."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from workflow_helpers import make_workdir, snakemake
+
+pytestmark = pytest.mark.slow
+
+LATE_VIDEO = "synth03-triple"
+
+
+@pytest.fixture(scope="module")
+def ytvos_runs(tmp_path_factory):
+    from stg.datasets.synthetic_layouts import write_youtube_vos
+
+    workdir = tmp_path_factory.mktemp("late_workflow")
+    root = workdir / "data" / "ytvos"
+    write_youtube_vos(root, split="valid", num_frames=8)
+    make_workdir(workdir, {"datasets": {"ytvos": {"layout": "youtube_vos", "root": str(root), "splits": ["valid"]}}})
+    result = snakemake(workdir, "results/ytvos_valid__propagate", "results/ytvos_valid__baseline")
+    return workdir, root, result
+
+
+@pytest.mark.parametrize("variant", ["propagate", "baseline"])
+def test_youtube_vos_valid_run(ytvos_runs, variant):
+    from stg.datasets import open_dataset, read_seed_mask
+    from stg.palette import read_png_labels
+
+    workdir, root, _ = ytvos_runs
+    run = workdir / "results" / f"ytvos_valid__{variant}"
+    dataset = open_dataset(root, "youtube_vos", "valid")
+    info = json.loads((run / "run.json").read_text())
+    assert info["scored"] is False and info["layout"] == "youtube_vos"
+    assert "Nothing to score" in (run / "report.html").read_text()
+    with zipfile.ZipFile(run / "submission.zip") as archive:
+        names = set(archive.namelist())
+    assert names == {f"Annotations/{v.name}/{f}.png" for v in dataset.videos() for f in v.frame_names}
+    video = dataset.video(LATE_VIDEO)
+    late = video.object_starts[3]
+    labels = [read_png_labels(run / "Annotations" / LATE_VIDEO / f"{name}.png")[0] for name in video.frame_names]
+    assert not any((frame == 3).any() for frame in labels[:late]), "nothing of the late object before its start"
+    seed = read_seed_mask(video, late)
+    assert np.array_equal(labels[late] == 3, seed == 3), "the late object is its seed at its start frame"
