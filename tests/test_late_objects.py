@@ -350,3 +350,21 @@ def test_proposal_report_by_hand_on_another_layout(data: Path, tmp_path: Path):
                  str(root), "--layout", "youtube_vos", "--split", "train"]) == 0
     report = json.loads((tmp_path / "p.json").read_text())
     assert report["overall"]["recall"] == pytest.approx(1.0)
+
+
+def test_online_learning_dreams_every_seed_frame(data: Path, random_segmenter, tmp_path: Path):
+    """Online learning on a video whose object starts late: one dreamed clip per seed frame."""
+    import json
+
+    settings = json.dumps({"backend": "deeplab", "device": "cpu", "deeplab": {
+        "weights": str(random_segmenter), "input_size": 64,
+        "online_learning": {"steps": 2, "batch_size": 2, "frames": 2, "lr": 1e-3}}})
+    root = data / "ytvos_valid"
+    out = tmp_path / "online"
+    assert main(["online-learn", "--dataset-root", str(root), "--layout", "youtube_vos", "--split", "valid",
+                 "--video", LATE_VIDEO, "--settings", settings, "--threads", "1", "--key", "k", "--out",
+                 str(out)]) == 0
+    video = open_dataset(root, "youtube_vos", "valid").video(LATE_VIDEO)
+    record = json.loads((out / "training.json").read_text())
+    assert record["seed_frames"] == [video.frame_names[0], video.frame_names[video.object_starts[3]]]
+    assert record["objects"] == 3 and (out / "model.pt").is_file()
