@@ -47,3 +47,32 @@ def test_youtube_vos_valid_run(ytvos_runs, variant):
     assert not any((frame == 3).any() for frame in labels[:late]), "nothing of the late object before its start"
     seed = read_seed_mask(video, late)
     assert np.array_equal(labels[late] == 3, seed == 3), "the late object is its seed at its start frame"
+
+
+def test_folder_of_own_videos_runs_end_to_end(tmp_path):
+    """A user's folder (a frame folder and a video file whose third object enters late) through the greedy graph
+    chain: masks for every frame, an overlay video per video, nothing scored."""
+    import cv2
+
+    from stg.datasets import open_dataset
+    from stg.datasets.synthetic_layouts import write_folder
+    from stg.palette import read_png_labels
+
+    root = tmp_path / "data" / "mine"
+    write_folder(root, video_suffix=".avi", num_frames=8)
+    make_workdir(tmp_path, {"datasets": {"mine": {"layout": "folder", "root": str(root), "splits": ["all"]}}})
+    snakemake(tmp_path, "results/mine_all__baseline")
+    run = tmp_path / "results" / "mine_all__baseline"
+    info = json.loads((run / "run.json").read_text())
+    assert info["scored"] is False and info["layout"] == "folder"
+    dataset = open_dataset(root, "folder", "all")
+    for video in dataset.videos():
+        names = sorted(p.stem for p in (run / "Annotations" / video.name).glob("*.png"))
+        assert names == sorted(video.frame_names)
+        capture = cv2.VideoCapture(str(run / "overlays" / f"{video.name}.avi"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(video.frame_names)
+        capture.release()
+    clip = dataset.video("clip")
+    late = clip.object_starts[3]
+    labels = [read_png_labels(run / "Annotations" / "clip" / f"{name}.png")[0] for name in clip.frame_names]
+    assert late > 0 and not any((frame == 3).any() for frame in labels[:late]) and (labels[late] == 3).any()
