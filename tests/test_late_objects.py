@@ -368,3 +368,24 @@ def test_online_learning_dreams_every_seed_frame(data: Path, random_segmenter, t
     record = json.loads((out / "training.json").read_text())
     assert record["seed_frames"] == [video.frame_names[0], video.frame_names[video.object_starts[3]]]
     assert record["objects"] == 3 and (out / "model.pt").is_file()
+
+
+def test_detect_and_segment_stages_follow_the_late_object(chain):
+    """The motion detector and GrabCut run on the late video (an empty Q plane before the start is no error); the
+    cached graph over their proposals leaves the late object empty before its start and tracks it after."""
+    video, out, truth = chain
+    late = video.object_starts[3]
+    common = ["--dataset-root", str(video.frame_paths[0].parents[3]), "--layout", "youtube_vos", "--split", "train",
+              "--video", video.name]
+    warp = str(out / "warp.zarr")
+    assert main(["detect", *common, "--warp", warp, "--settings", '{"backend": "motion"}',
+                 "--out", str(out / "detect_motion.zarr")]) == 0
+    assert main(["segment", *common, "--detect", str(out / "detect_motion.zarr"), "--warp", warp,
+                 "--settings", '{"backend": "grabcut"}', "--out", str(out / "segment_grabcut.zarr")]) == 0
+    compute_graph_store(video, open_store(out / "segment_grabcut.zarr", "segment"), open_store(warp, "warp"),
+                        open_store(out / "flow.zarr", "flow"), None, MINIMAL, out / "graph_grabcut.zarr", key="k")
+    labels = open_store(out / "graph_grabcut.zarr", "labels")["labels"][:]
+    assert not (labels[:late] == 3).any()
+    np.testing.assert_array_equal(labels[late] == 3, truth[late] == 3)
+    after = [t for t in range(late + 1, len(truth)) if (truth[t] == 3).any()]
+    assert after and all((labels[t] == 3).any() for t in after), "the late object is tracked after its start"
