@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from stg.datasets.images import IMAGE_EXTENSIONS, list_annotations, list_frames
 from stg.datasets.labels import MASK_EXTENSIONS, ObjectMasks
-from stg.datasets.splits import check_named_after_frames, sequence_names, sub_folders
+from stg.datasets.splits import SequenceFoldersDataset, check_named_after_frames, sub_folders
 from stg.datasets.video import AnnotationSource, Video
 from stg.errors import InputError
 
@@ -40,26 +41,15 @@ def _object_masks(mask_dir: Path, objects: list[str], frame_names: list[str], vi
 
 
 @dataclass(frozen=True)
-class SegTrackV2Dataset:
+class SegTrackV2Dataset(SequenceFoldersDataset):
     """A SegTrack-v2 split: its sequences and where their frames and masks are."""
 
-    root: Path
-    split: str
+    MASKS: ClassVar[str] = "GroundTruth"
+    MASKS_WHAT: ClassVar[str] = "ground-truth"
     layout: str = LAYOUT
-    scorable: bool = True
-
-    def video_names(self) -> list[str]:
-        return list(sequence_names(self.root, self.split, self.root / "JPEGImages"))
-
-    def videos(self) -> list[Video]:
-        return [self.video(name) for name in self.video_names()]
 
     def video(self, name: str) -> Video:
-        image_dir, mask_dir = self.root / "JPEGImages" / name, self.root / "GroundTruth" / name
-        if not image_dir.is_dir():
-            raise InputError(image_dir, f"image folder of sequence '{name}' is missing")
-        if not mask_dir.is_dir():
-            raise InputError(mask_dir, f"ground-truth folder of sequence '{name}' is missing")
+        image_dir, mask_dir = self.folders(name)
         frames = list_frames(image_dir, IMAGE_EXTENSIONS)
         names = [frame.stem for frame in frames]
         annotations = self._annotations(mask_dir, names, name)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from stg.datasets.images import natural_key
 from stg.datasets.names import check_video_name
@@ -58,3 +60,35 @@ def check_named_after_frames(annotations: dict[str, Path], frame_names: list[str
         if name not in known:
             raise InputError(path, f"annotation is named after no frame of video '{video}' (its frames are named "
                              f"{frame_names[0]} ... {frame_names[-1]})")
+
+
+@dataclass(frozen=True)
+class SequenceFoldersDataset:
+    """What SegTrack-v2 and YouTube-Objects share: `<root>/JPEGImages/<seq>/` frames beside `<root>/<masks>/<seq>/`,
+    split by sequence_names. A layout names its mask folder and reads the masks of one sequence."""
+
+    MASKS: ClassVar[str] = ""       # the mask folder under root
+    MASKS_WHAT: ClassVar[str] = ""  # what it holds, for messages
+
+    root: Path
+    split: str
+    layout: str = ""
+    scorable: bool = True
+
+    def video_names(self) -> list[str]:
+        return list(sequence_names(self.root, self.split, self.root / "JPEGImages"))
+
+    def videos(self) -> list:
+        return [self.video(name) for name in self.video_names()]
+
+    def video(self, name: str):
+        raise NotImplementedError
+
+    def folders(self, name: str) -> tuple[Path, Path]:
+        """The sequence's frame and mask folders; a missing one is an InputError naming it."""
+        image_dir, mask_dir = self.root / "JPEGImages" / name, self.root / self.MASKS / name
+        if not image_dir.is_dir():
+            raise InputError(image_dir, f"image folder of sequence '{name}' is missing")
+        if not mask_dir.is_dir():
+            raise InputError(mask_dir, f"{self.MASKS_WHAT} folder of sequence '{name}' is missing")
+        return image_dir, mask_dir

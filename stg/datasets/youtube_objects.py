@@ -9,10 +9,10 @@ file exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 from stg.datasets.images import IMAGE_EXTENSIONS, list_annotations, list_frames
-from stg.datasets.splits import check_named_after_frames, sequence_names
+from stg.datasets.splits import SequenceFoldersDataset, check_named_after_frames
 from stg.datasets.video import Video
 from stg.errors import InputError
 
@@ -20,26 +20,15 @@ LAYOUT = "youtube_objects"
 
 
 @dataclass(frozen=True)
-class YouTubeObjectsDataset:
+class YouTubeObjectsDataset(SequenceFoldersDataset):
     """A YouTube-Objects split: its sequences and where their frames and annotated frames are."""
 
-    root: Path
-    split: str
+    MASKS: ClassVar[str] = "Annotations"
+    MASKS_WHAT: ClassVar[str] = "annotation"
     layout: str = LAYOUT
-    scorable: bool = True
-
-    def video_names(self) -> list[str]:
-        return list(sequence_names(self.root, self.split, self.root / "JPEGImages"))
-
-    def videos(self) -> list[Video]:
-        return [self.video(name) for name in self.video_names()]
 
     def video(self, name: str) -> Video:
-        image_dir, annotation_dir = self.root / "JPEGImages" / name, self.root / "Annotations" / name
-        if not image_dir.is_dir():
-            raise InputError(image_dir, f"image folder of sequence '{name}' is missing")
-        if not annotation_dir.is_dir():
-            raise InputError(annotation_dir, f"annotation folder of sequence '{name}' is missing")
+        image_dir, annotation_dir = self.folders(name)
         frames = list_frames(image_dir, IMAGE_EXTENSIONS)
         annotations = list_annotations(annotation_dir)
         if not annotations:
