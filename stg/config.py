@@ -29,6 +29,7 @@ EXECUTION_ONLY = {"device", "batch_size"}
 # Which stores each stage reads (its key hashes their keys; from the stage table, stg.stages), and each
 # method's chain of stages; the chain's last stage writes the label maps that become the run's PNGs.
 STAGE_UPSTREAM: dict[str, list[str]] = {name: list(stage.upstream) for name, stage in STAGES.items()}
+STAGE_REVISION: dict[str, int] = {name: stage.revision for name, stage in STAGES.items()}
 METHOD_CHAINS: dict[str, list[str]] = {"propagate": ["flow", "warp", "propagate"]}
 METHOD_CHAINS["graph"] = ["flow", "warp", "detect", "segment", "graph"]
 # Settings that shape the run plan, not any one store: kept out of the keys (a 2-pass run's first pass
@@ -145,9 +146,11 @@ def online_learning_steps(segment_settings: dict[str, Any]) -> int:
 
 
 def stage_key(stage: str, settings: dict[str, Any], upstream: list[str]) -> str:
-    """Short content hash of a stage's semantic settings and its upstream keys."""
-    payload = json.dumps({"stage": stage, "schema": SCHEMA_VERSION, "settings": settings, "upstream": upstream},
-                         sort_keys=True, separators=(",", ":"))
+    """Short content hash of a stage's semantic settings, its upstream keys and its revision (where raised)."""
+    content = {"stage": stage, "schema": SCHEMA_VERSION, "settings": settings, "upstream": upstream}
+    if STAGE_REVISION.get(stage):  # revision 0 is left out: the keys made before revisions existed stay valid
+        content["revision"] = STAGE_REVISION[stage]
+    payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 

@@ -55,6 +55,7 @@ class Stage:
     options: tuple[Option, ...] = ()
     either_roles: tuple[str, ...] = ()  # store roles that the settings may replace (not required on the CLI)
     builds_backend: Callable[[dict[str, Any]], bool] = _always  # given the completed settings
+    revision: int = 0  # raised when the same settings give another output: the stage's keys change, caches rerun
 
     @property
     def store_roles(self) -> list[str]:
@@ -287,7 +288,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           run_segment, backends="stg.segment.backends", options=(ONLINE_MODEL,)),
     Stage("graph", "STG-Net's spatial and temporal graphs: label maps from the proposals", ("segment", "warp", "flow"),
           run_graph, backends="stg.features.backends", backend_kind="features", builds_backend=graph_runs_torch,
-          either_roles=("segment",),
+          either_roles=("segment",), revision=1,  # 1: join_iou limits the greedy selection's candidates too
           options=(Option("--threads", {"type": int, "default": 0,
                                         "help": "torch CPU threads (0: torch's default)"}),
                    Option("--detect", {"type": Path, "help": "proposals online: the detect store of the video"}),

@@ -191,3 +191,24 @@ def test_davis_keys_unchanged_by_the_layout_layer(config):
     plan = plan_run(config, "demo", "val", "temporal")
     assert plan.settings["graph"]["alpha"] == 0.7 and plan.settings["graph"]["beta"] == 0.3
     assert plan.keys["dataset"] == stage_key("dataset", config["datasets"]["demo"], [])
+
+
+def test_a_stage_revision_changes_that_stages_keys_only(config):
+    """A raised revision (the same settings now give another output) must rerun that stage and what follows, and
+    nothing upstream: revision 0 leaves the key as it was before revisions existed."""
+    import hashlib
+    import json
+
+    from stg.config import SCHEMA_VERSION, STAGE_REVISION, semantic_settings, stage_key
+
+    def unrevised(stage, settings, upstream):
+        payload = json.dumps({"stage": stage, "schema": SCHEMA_VERSION, "settings": settings, "upstream": upstream},
+                             sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+    assert STAGE_REVISION["graph"] >= 1 and STAGE_REVISION["flow"] == 0
+    plan = plan_run(config, "demo", "val", "baseline")
+    flow = semantic_settings("flow", plan.settings["flow"])
+    assert plan.keys["flow"] == unrevised("flow", flow, [plan.keys["dataset"]])
+    graph = semantic_settings("graph", plan.settings["graph"])
+    assert stage_key("graph", graph, ["a"]) != unrevised("graph", graph, ["a"])

@@ -284,3 +284,29 @@ def test_part_boxes_stay_out_of_the_spatial_graph():
     np.testing.assert_array_equal(results[0.3].labels == 1, truth)
     assert results[0.0].nodes[0] == len(boxes)
     assert results[0.0].no_proposal[0]  # every averaged node fell below thr: only the warped Q was left
+
+
+def test_greedy_selection_takes_only_proposals_that_overlap_p_by_join_iou():
+    """With the spatial graph off, join_iou limits Eq. 6's candidates: a proposal whose box overlaps p by less is
+    never chosen, even when its mask would score best (here: a small box whose mask happens to cover Q)."""
+    from stg.graph.settings import GraphSettings
+    from stg.graph.tracker import GraphTracker, Proposals
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    truth = np.zeros((64, 64), bool)
+    truth[10:40, 10:40] = True
+    boxes = np.array([[12, 12, 42, 42], [10, 10, 16, 16]], np.float32)  # IoU with p: 0.78 and 0.04
+    masks = np.zeros((2, 64, 64), np.float32)
+    masks[0, 12:42, 12:42] = 1.0
+    masks[1] = truth  # a perfect mask from a box that hardly overlaps p
+    proposals = Proposals(boxes, np.ones(2, np.float32), masks)
+    chosen = {}
+    for join in (0.0, 0.3):
+        settings = GraphSettings.from_dict({"temporal": False, "motion": False, "spatial": False, "join_iou": join,
+                                            "proposals": "cached"})
+        tracker = GraphTracker(settings, None, 1)
+        tracker.start(image, truth.astype(np.uint8))
+        result = tracker.step(1, image, proposals, truth[None].astype(np.float32))
+        chosen[join] = (int(result.chosen[0]), int(result.nodes[0]))
+    assert chosen[0.0] == (1, 2)
+    assert chosen[0.3] == (0, 1)

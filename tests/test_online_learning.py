@@ -141,3 +141,26 @@ def test_segment_stage_needs_the_online_model_when_online_learning_is_on(tiny_da
     (tmp_path / "model.pt").write_bytes(b"")
     assert with_online_model(settings, tmp_path)["deeplab"]["weights"] == str(tmp_path / "model.pt")
     assert settings["deeplab"]["weights"] == str(checkpoint), "the caller's settings stay as they were"
+
+
+def test_decoder_only_online_learning_leaves_the_encoder_as_it_was(tiny_dataset, checkpoint, tmp_path):
+    """train_encoder false: the encoder's weights and BatchNorm statistics stay the start's, the decoder learns."""
+    from stg.datasets import open_dataset, read_first_mask, read_frame
+    from stg.train.loop import Recipe, train
+    from stg.train.online import OnlineTask
+    from stg.train.segmenter import SegmenterSamples
+
+    video = open_dataset(tiny_dataset, "davis2017", "val").video(_video_args(tiny_dataset)[-1])
+    labels, k = read_first_mask(video)
+    clip = dream_video(video.name, read_frame(video.frame_paths[0]), labels, k, DreamSpec(frames=4),
+                       np.random.default_rng(0))
+    start = torch.load(checkpoint, weights_only=True)
+    task = OnlineTask(clip, SegmenterSamples(input_size=64), start, "mobilenet_v2", train_encoder=False)
+    learned = train(task, Recipe(steps=3, batch_size=4, lr=1e-3, schedule="constant"), tmp_path / "work",
+                    progress=False).model.state_dict()
+    encoder = [name for name in start if name.startswith("encoder.")]
+    assert any(name.endswith("running_mean") for name in encoder)
+    for name in encoder:
+        assert torch.equal(start[name].float(), learned[name].float()), name
+    assert any(not torch.allclose(start[n].float(), learned[n].float()) for n in start
+               if n.startswith("decoder.") and start[n].is_floating_point())

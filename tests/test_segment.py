@@ -253,6 +253,21 @@ def test_deeplab_uses_the_prior_channel(mobilenet_checkpoint):
     assert not np.array_equal(with_q[0], with_q[1])
 
 
+def test_deeplab_runs_channels_last_with_the_networks_output(mobilenet_checkpoint):
+    """The segmenter runs NHWC (faster on the CPU); its probabilities are those of the plain NCHW network."""
+    import torch
+
+    backend = make_segment_backend({**_deeplab_settings(mobilenet_checkpoint), "device": "cpu"})
+    first = next(p for p in backend.model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+    assert first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
+    inputs = np.random.default_rng(0).random((3, 4, 64, 64)).astype(np.float32)
+    plain = backend.model.to(memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        expected = torch.sigmoid(plain(torch.from_numpy(inputs))[:, 0]).numpy()
+    backend.model.to(memory_format=torch.channels_last)
+    np.testing.assert_allclose(backend.probabilities(inputs), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("problem", ["missing", "wrong", "trained"])
 def test_deeplab_checkpoint_problems_fail_at_start(inputs, tmp_path, capsys, problem):
     _, out, args = inputs

@@ -47,9 +47,10 @@ def assign_proposals(proposal_boxes: np.ndarray, predicted_boxes: np.ndarray) ->
 def graph_owners(owner: np.ndarray, proposal_boxes: np.ndarray, predicted_boxes: np.ndarray,
                  join_iou: float) -> np.ndarray:
     """`owner` (assign_proposals) with the proposals that overlap their object's p by less than `join_iou` set to
-    NO_OBJECT: the nodes of each object's spatial graph. Eqs. 4-5 average the nodes' masks, and proposals that
-    cover only part of the object (most of the jittered and part boxes on DAVIS) pull every node's mask below
-    thr (README: Table 4)."""
+    NO_OBJECT: the nodes of each object's spatial graph, or the candidates of its greedy selection. Eqs. 4-5 average
+    the nodes' masks, and proposals that cover only part of the object (most of the jittered and part boxes on
+    DAVIS) pull every node's mask below thr (README: Table 4); for the greedy selection they are hardly ever the
+    best, and not segmenting them is most of the online graph's speed (README: Speed)."""
     owner = np.asarray(owner, dtype=np.int64)
     if join_iou <= 0 or not (owner >= 0).any():
         return owner

@@ -55,7 +55,7 @@ class OnlineProposals:
 
     def __init__(self, detect: zarr.Group, segmenter: SegmentBackend, q_mode: str = "union",
                  add_q_boxes: bool = True, q_box_score: float = 1.0, join_iou: float = 0.0) -> None:
-        """`join_iou`: the spatial graph's (stg.graph.motion.graph_owners); 0 with the spatial graph off."""
+        """`join_iou`: the graph's (stg.graph.motion.graph_owners): boxes no object can take are not segmented."""
         self.detect, self.offsets = detect, detect["offsets"][:]
         self.segmenter, self.q_mode, self.add_q_boxes, self.q_box_score = segmenter, q_mode, add_q_boxes, q_box_score
         self.join_iou = join_iou

@@ -24,7 +24,7 @@ class GraphSettings(StageSettings):
     motion_history: int                 # n of Eq. 2
     spatial: bool
     spatial_iterations: int             # l of Eqs. 4-5
-    join_iou: float                     # spatial graph: a proposal is a node only if IoU(b_v, p) >= join_iou
+    join_iou: float                     # a proposal is a node (greedy: a candidate) only if IoU(b_v, p) >= join_iou
     alpha: float                        # Eq. 3
     beta: float
     threshold: float                    # thr of M^ = (h > thr), spatial and temporal

@@ -59,7 +59,7 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
         if segmenter is None:
             raise ValueError("online proposals need a segment backend")
         source: ProposalSource = OnlineProposals(proposals, segmenter, (segment_settings or {}).get("q_mode", "union"),
-                                                 graph.q_boxes, join_iou=graph.join_iou if graph.spatial else 0.0)
+                                                 graph.q_boxes, join_iou=graph.join_iou)
     else:
         source = CachedProposals(proposals)
     tracker = GraphTracker(graph, features, num_objects, starts)

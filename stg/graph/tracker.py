@@ -117,8 +117,7 @@ class GraphTracker:
         candidates = predicted.copy()
         candidates[absent] = np.nan  # a NaN box overlaps nothing: no proposal joins an absent object
         owner = assign_proposals(proposals.boxes, candidates)
-        if s.spatial:  # the spatial graph's nodes: proposals that overlap p by join_iou
-            owner = graph_owners(owner, proposals.boxes, predicted, s.join_iou)
+        owner = graph_owners(owner, proposals.boxes, predicted, s.join_iou)  # nodes: overlap p by join_iou
         node_features = self._node_features(image, proposals, owner)
 
         finals = np.zeros((self.num_objects, height, width), dtype=bool)

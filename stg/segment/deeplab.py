@@ -88,7 +88,10 @@ class DeepLabSegmenter:
             path = resolve_known(SHIPPED_ID, weights, f"{SETTING}.weights")
             load_state_dict_checked(self.model, path, f"{SETTING}.weights")
             self.weights = {**weights_identity(path), "shipped": weights is None}
-        self.model.to(self.device).eval()
+        import torch
+
+        # NHWC: MobileNetV2's depthwise convolutions run ~1.5-1.8x faster on the CPU (bench_segment.py), same output
+        self.model.to(self.device, memory_format=torch.channels_last).eval()
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "encoder": self.encoder, "input_size": self.input_size, "margin": self.margin,

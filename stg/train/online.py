@@ -106,12 +106,22 @@ class OnlineTask(SegmenterTask):
     name = "online-segmenter"
 
     def __init__(self, video: TrainingVideo | list[TrainingVideo], spec: SegmenterSamples, start: dict[str, Any],
-                 encoder: str, dice_weight: float = 1.0) -> None:
+                 encoder: str, dice_weight: float = 1.0, train_encoder: bool = True) -> None:
         videos = video if isinstance(video, list) else [video]  # one dreamed clip per seed frame
         super().__init__(videos, spec, encoder=encoder, encoder_init=None, dice_weight=dice_weight)
-        self.start = start
+        self.start, self.train_encoder = start, train_encoder
 
     def build_network(self) -> torch.nn.Module:
         model = super().build_network()
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in self.start.items()})
+        if not self.train_encoder:
+            freeze(model.encoder)
         return model
+
+
+def freeze(module: torch.nn.Module) -> None:
+    """Fixed weights and BatchNorm statistics, whatever mode the training loop sets: no gradient flows into the
+    module, so its backward pass (most of a MobileNetV2 step's time) is skipped."""
+    module.requires_grad_(False)
+    module.eval()
+    module.train = lambda mode=True: module  # the loop's model.train() reaches children through this

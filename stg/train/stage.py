@@ -260,7 +260,8 @@ def learn_online(video, segment_settings: dict[str, Any], out: Path, work_dir: P
              for frame, labels in sorted(seeds.items())]
     late_seeds = {"seed_frames": [video.frame_names[f] for f in sorted(seeds)]} if set(seeds) != {0} else {}
     spec = SegmenterSamples(input_size=deeplab["input_size"], margin=deeplab["margin"])
-    task = OnlineTask(clips[0] if len(clips) == 1 else clips, spec, start.model.state_dict(), deeplab["encoder"])
+    task = OnlineTask(clips[0] if len(clips) == 1 else clips, spec, start.model.state_dict(), deeplab["encoder"],
+                      train_encoder=online.get("train_encoder", True))
     recipe = Recipe(steps=online["steps"], batch_size=online["batch_size"], lr=online["lr"], schedule="constant",
                     seed=online["seed"], checkpoint_every=max(online["steps"], 1))
     log.info("online learning %s: %d dreamed frames, %d steps of %d crops on %s", video.name, dream.frames,
