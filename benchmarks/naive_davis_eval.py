@@ -171,3 +171,17 @@ def max_difference(first: dict, second: dict) -> float:
                 return math.inf
             worst = max(worst, float(np.max(np.abs(a - b), initial=0.0)))
     return worst
+
+
+def main() -> None:
+    """`python benchmarks/naive_davis_eval.py ROOT RESULTS SPLIT OUT.json [scipy|cv2]`: one whole process."""
+    import json
+    import sys
+
+    root, results, split, out = sys.argv[1:5]
+    method = sys.argv[5] if len(sys.argv) > 5 else "scipy"
+    Path(out).write_text(json.dumps(naive_evaluate(Path(root), Path(results), split, method=method)))
+
+
+if __name__ == "__main__":
+    main()

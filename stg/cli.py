@@ -11,10 +11,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stg.errors import InputError, StoreError
-from stg.stages import STAGES, Job, Stage, open_video
+
+if TYPE_CHECKING:
+    from stg.stages import Stage
 
 log = logging.getLogger("stg")
 
@@ -72,12 +74,15 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 def cmd_stage(args: argparse.Namespace) -> None:
     """Any pipeline stage: --settings validated and completed against the config schema, then the stage's runner."""
+    from stg.stages import STAGES, Job
+
     stage = STAGES[args.command]
     stage.run(Job.from_args(stage, args, _settings(args.settings)))
 
 
 def cmd_proposals_report(args: argparse.Namespace) -> None:
     from stg.proposals_report import stored_reports, video_report, write_proposal_summary
+    from stg.stages import open_video
 
     if args.dataset_root is None:
         reports, without = stored_reports(args.segment)
@@ -98,9 +103,23 @@ def cmd_proposals_report(args: argparse.Namespace) -> None:
                                  for name, v in summary["videos"].items()}, "overall": overall}, indent=2))
 
 
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _single_threaded_numpy() -> None:
+    """Keep numpy's BLAS from starting its thread pool (the metrics use no BLAS): with this process on
+    one thread the metrics workers are forked, the cheapest start (stg.metrics.evaluation)."""
+    import os
+
+    if "numpy" not in sys.modules:
+        for name in _BLAS_THREADS:
+            os.environ.setdefault(name, "1")
+
+
 def cmd_metrics(args: argparse.Namespace) -> None:
     import shutil
 
+    _single_threaded_numpy()
     from stg.metrics.evaluate import run_metrics
 
     created = not args.out.exists()
@@ -247,10 +266,28 @@ def _add_stage_parser(commands: Any, stage: Stage) -> None:
     parser.set_defaults(func=cmd_stage)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_metrics_parser(commands: Any) -> None:
+    """`stg metrics`."""
+    metrics = commands.add_parser("metrics", help="DAVIS J/F/G, identical to the official toolkit")
+    metrics.add_argument("--davis-root", required=True, type=Path, help="DAVIS 2017 or 2016 layout root")
+    metrics.add_argument("--results", required=True, type=Path, help="folder of <seq>/<frame>.png results")
+    metrics.add_argument("--set", required=True, help="split, e.g. val")
+    metrics.add_argument("--layout", default=None, choices=LAYOUT_CHOICES,
+                         help="dataset layout (default: DAVIS 2017 or 2016, detected from ImageSets)")
+    metrics.add_argument("--out", required=True, type=Path, help="folder for the CSVs and metrics.json")
+    metrics.add_argument("--processes", type=int, default=2)
+    metrics.set_defaults(func=cmd_metrics)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `stg` parser; `only="metrics"` builds just that command, without importing the stage table
+    (stg.stages and its schema libraries cost about 0.1 s of a metrics run's start-up)."""
     parser = argparse.ArgumentParser(prog="stg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
+    if only == "metrics":
+        _add_metrics_parser(commands)
+        return parser
 
     synth = commands.add_parser("synth", help="generate the synthetic DAVIS-2017-layout dataset")
     synth.add_argument("--root", required=True, type=Path)
@@ -262,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--width", type=int, default=854)
     synth.add_argument("--split", default="val")
     synth.set_defaults(func=cmd_synth)
+
+    from stg.stages import STAGES
 
     for stage in STAGES.values():
         _add_stage_parser(commands, stage)
@@ -275,15 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--split", default="val", help="split listing the videos (with --dataset-root)")
     report.set_defaults(func=cmd_proposals_report)
 
-    metrics = commands.add_parser("metrics", help="DAVIS J/F/G, identical to the official toolkit")
-    metrics.add_argument("--davis-root", required=True, type=Path, help="DAVIS 2017 or 2016 layout root")
-    metrics.add_argument("--results", required=True, type=Path, help="folder of <seq>/<frame>.png results")
-    metrics.add_argument("--set", required=True, help="split, e.g. val")
-    metrics.add_argument("--layout", default=None, choices=LAYOUT_CHOICES,
-                         help="dataset layout (default: DAVIS 2017 or 2016, detected from ImageSets)")
-    metrics.add_argument("--out", required=True, type=Path, help="folder for the CSVs and metrics.json")
-    metrics.add_argument("--processes", type=int, default=2)
-    metrics.set_defaults(func=cmd_metrics)
+    _add_metrics_parser(commands)
 
     weights = commands.add_parser("weights", help="pretrained weights files the project knows")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -384,8 +415,15 @@ def os_error_message(error: OSError, out: Path | None) -> str:
     return f"{where}: {problem}"
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (its first word not starting with "-"), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    only = "metrics" if _command_word(words) == "metrics" else None
+    args = build_parser(only).parse_args(words)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     out = getattr(args, "out", None)

@@ -303,3 +303,46 @@ def test_f_windows_smaller_than_the_disk(gt_point: tuple[int, int], res_point: t
     gt, res = mask_from([gt_point], shape), mask_from([res_point], shape)
     assert f_measure(gt, res) == naive_f(gt, res, "scipy")
     assert f_measure(res, gt) == naive_f(res, gt, "cv2")
+
+
+# ---------------------------------------------------------------- F matches without the disk dilation
+
+
+def _dilated_matches(source: np.ndarray, target: np.ndarray, radius: int) -> int:
+    """count(target & dilate(source, disk)): the official way, on the full map."""
+    import cv2
+
+    from stg.metrics.measures import disk
+
+    return int(np.count_nonzero(target & cv2.dilate(source, disk(radius))))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 5, 8, 11, 16])
+def test_disk_rectangles_union_is_the_disk(radius: int) -> None:
+    from stg.metrics.measures import disk, disk_rectangles
+
+    inner, rectangles = disk_rectangles(radius)
+    union = np.zeros((2 * radius + 1, 2 * radius + 1), np.uint8)
+    for half_width, half_height in rectangles:
+        union[radius - half_height:radius + half_height + 1, radius - half_width:radius + half_width + 1] = 1
+    assert np.array_equal(union, disk(radius))
+    assert disk(radius)[radius - inner:radius + inner + 1, radius - inner:radius + inner + 1].all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_near_count_equals_disk_dilation(seed: int) -> None:
+    from stg.metrics.measures import _near_count
+
+    rng = np.random.default_rng(seed)
+    for _ in range(150):
+        height, width = (int(v) for v in rng.integers(1, 70, 2))
+        density = rng.random() * 0.2
+        source = (rng.random((height, width)) < density).astype(np.uint8)
+        target = (rng.random((height, width)) < rng.random() * 0.3).astype(np.uint8)
+        if rng.random() < 0.2:  # far-apart and edge cases: one pixel, empty, full
+            source[:] = 0
+            source[int(rng.integers(height)), int(rng.integers(width))] = 1
+        if rng.random() < 0.1:
+            target[:] = 1
+        radius = int(rng.integers(0, 13))
+        assert _near_count(source, target, radius) == _dilated_matches(source, target, radius)

@@ -465,3 +465,16 @@ def test_real_davis2016_ground_truth_against_itself(tmp_path: Path) -> None:
     for key in ("J&F-Mean", "J-Mean", "F-Mean", "J-Recall", "F-Recall"):
         assert metrics["global"][key] == 1.0
     assert metrics["global"]["J-Decay"] == 0.0 and metrics["global"]["F-Decay"] == 0.0
+
+
+def test_metrics_command_parses_without_the_stage_table() -> None:
+    """`stg metrics` must not pay for stg.stages (jsonschema, yaml, ...) at start-up."""
+    import subprocess
+
+    code = ("import sys; from stg.cli import build_parser, _command_word; "
+            "argv = ['metrics', '--davis-root', 'r', '--results', 'x', '--set', 'val', '--out', 'o']; "
+            "build_parser('metrics' if _command_word(argv) == 'metrics' else None).parse_args(argv); "
+            "print('stg.stages' in sys.modules)")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    assert completed.stdout.strip() == "False"

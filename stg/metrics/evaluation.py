@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,37 +99,64 @@ def _single_threaded_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """Forkserver context whose server has this module imported.
+def _threads_of_this_process() -> int:
+    """OS threads of this process (Python's and native ones alike); 0 where /proc does not say."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
-    Not fork: zarr's event-loop thread (and torch/OpenMP threads) may hold locks at fork time and
-    deadlock the children. A forkserver preloaded with this module starts workers cheaply and cleanly.
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Fork while this process has one thread, else a forkserver whose server has this module imported.
+
+    Fork is the cheapest start (no interpreter start-up, no re-import, no resource tracker process)
+    and is safe with a single thread. With more (zarr's event-loop thread, torch/OpenMP threads, when
+    a pipeline process calls evaluate) a lock may be held at fork time and deadlock the children,
+    so those get a forkserver preloaded with this module.
     """
+    if _threads_of_this_process() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return context
 
 
 def _start_forkserver(processes: int) -> None:
-    """Start the forkserver now, so that its imports (about 0.1 s) overlap with planning."""
-    if processes > 1:
-        _worker_context()
+    """Start the forkserver now, when workers will need one, so that its imports (about 0.1 s) overlap
+    with planning."""
+    if processes > 1 and _worker_context().get_start_method() == "forkserver":
         multiprocessing.forkserver.ensure_running()
 
 
-def _run_chunks(chunks: Sequence[Chunk], processes: int, on_done: Callable[[Chunk, object], None]) -> None:
-    """Score every chunk, calling on_done(chunk, outcome) as each completes; inline when processes <= 1.
+Started = tuple[ProcessPoolExecutor, dict[Future, Chunk]]
 
-    If on_done raises (a bad input), chunks not started yet are cancelled rather than run for nothing.
-    """
+
+def _start_pool(chunks: Sequence[Chunk], processes: int) -> Started | None:
+    """A pool with every chunk submitted, so that its workers are started (forked before any thread of
+    ours exists: the pool's manager thread comes after them); None to score inline."""
     if processes <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            on_done(chunk, _score_chunk_safely(chunk))
-        return
+        return None
     pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), initializer=_single_threaded_worker,
                                mp_context=_worker_context())
     try:
-        futures = {pool.submit(_score_chunk_safely, chunk): chunk for chunk in chunks}
+        return pool, {pool.submit(_score_chunk_safely, chunk): chunk for chunk in chunks}
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+
+
+def _run_chunks(chunks: Sequence[Chunk], started: Started | None, on_done: Callable[[Chunk, object], None]) -> None:
+    """Score every chunk, calling on_done(chunk, outcome) as each completes; inline without a pool.
+
+    If on_done raises (a bad input), chunks not started yet are cancelled rather than run for nothing.
+    """
+    if started is None:
+        for chunk in chunks:
+            on_done(chunk, _score_chunk_safely(chunk))
+        return
+    pool, futures = started
+    try:
         for future in as_completed(futures):
             on_done(futures[future], future.result())
     finally:
@@ -141,6 +169,7 @@ def score_plans(plans: Sequence[SequencePlan], processes: int, progress: bool) -
     chunks = [chunk for plan in plans for chunk in split_chunks(plan, size)]
     remaining = {plan.name: math.ceil(len(plan.frames) / size) for plan in plans}
     parts: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {plan.name: {} for plan in plans}
+    started = _start_pool(chunks, processes)  # before the bar: tqdm starts a monitor thread
     with tqdm(total=len(plans), desc="metrics", unit="seq", file=sys.stderr, disable=not progress,
               leave=False) as bar:
 
@@ -152,7 +181,7 @@ def score_plans(plans: Sequence[SequencePlan], processes: int, progress: bool) -
             if remaining[chunk.sequence] == 0:
                 bar.update(1)
 
-        _run_chunks(chunks, processes, collect)
+        _run_chunks(chunks, started, collect)
     scores: dict[str, Scores] = {}
     for plan in plans:
         ordered = [parts[plan.name][start] for start in sorted(parts[plan.name])]
@@ -173,8 +202,9 @@ def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2
 
     Returns {"global": {...}, "objects": {"<seq>_<k>": {...}}, "per_frame": {"<seq>_<k>":
     {"frames", "J", "F"}}}; raises InputError naming the file for any bad or missing input.
-    With processes > 1 the workers come from a forkserver, which re-imports the __main__ script:
-    a script calling this must guard its top level with `if __name__ == "__main__":`.
+    With processes > 1 the workers are forked, or come from a forkserver when this process runs other
+    threads; a forkserver re-imports the __main__ script, so a script calling this must guard its top
+    level with `if __name__ == "__main__":`.
     """
     davis_root, results_dir = Path(davis_root), Path(results_dir)
     _start_forkserver(processes)

@@ -3,8 +3,9 @@
 Every function reproduces the official davis2017-evaluation definition bit for bit (see
 docs METRICS.md): the same boundary map, the same disk, the same float64 operations in the
 same order. The speed comes only from skipping pixels that cannot change a count: boundary
-maps are computed on the object's bounding box, and the disk dilation on the bounding box
-of the two boundary maps (outside it both maps are zero, and cv2.dilate pads with zeros).
+maps are computed on the object's bounding box, and the disk matches on the bounding box
+of the two boundary maps (outside it both maps are zero, and cv2.dilate pads with zeros), deciding
+most pixels by a square inside the disk and the rest exactly by the disk's rectangles.
 """
 
 from __future__ import annotations
@@ -112,24 +113,63 @@ def _apart(gt: Boundary, res: Boundary, radius: int) -> bool:
             or gt.left - radius >= res.right or res.left - radius >= gt.right)
 
 
+@lru_cache(maxsize=16)
+def disk_rectangles(radius: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """(half-side of the largest square inside the disk, the (half-width, half-height) rectangles whose union
+    is the disk exactly): for each row offset dy the disk spans |dx| <= isqrt(r^2 - dy^2), so it is the union
+    of those rows' rectangles, keeping the tallest one per width."""
+    tallest: dict[int, int] = {}
+    for dy in range(radius + 1):
+        tallest[math.isqrt(radius * radius - dy * dy)] = dy
+    return math.isqrt(radius * radius // 2), tuple(sorted(tallest.items()))
+
+
+def _window(boundary: Boundary, top: int, left: int, shape: tuple[int, int]) -> np.ndarray:
+    """The boundary map placed in a zero window of `shape` whose corner is (top, left) in the image."""
+    window = np.zeros(shape, dtype=np.uint8)
+    window[boundary.top - top:boundary.bottom - top, boundary.left - left:boundary.right - left] = boundary.bmap
+    return window
+
+
+def _near_count(source: np.ndarray, target: np.ndarray, radius: int) -> int:
+    """Target pixels within the disk of some source pixel, i.e. count(target & dilate(source, disk)).
+
+    The disk dilation itself is the slow part of F (about 225 kernel taps per pixel), so most pixels are
+    decided by a square inside the disk (a separable rectangle dilation); only the target pixels it misses
+    are tested exactly, each against the disk's rectangles by box sums of an integral image.
+    """
+    inner, rectangles = disk_rectangles(radius)
+    near = cv2.dilate(source, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * inner + 1, 2 * inner + 1)))
+    count = int(np.count_nonzero(cv2.bitwise_and(target, near)))
+    missed = cv2.findNonZero(np.greater(target, near).view(np.uint8))
+    if missed is None:
+        return count
+    height, width = source.shape
+    sums = cv2.integral(cv2.copyMakeBorder(source, radius, radius + 1, radius, radius + 1, cv2.BORDER_CONSTANT,
+                                           value=0), sdepth=cv2.CV_32S).ravel()
+    stride = width + 2 * radius + 2
+    points = missed.reshape(-1, 2).astype(np.int64)
+    flat = (points[:, 1] + radius) * stride + points[:, 0] + radius
+    found = np.zeros(len(flat), dtype=bool)
+    for half_width, half_height in rectangles:
+        above, below = -half_height * stride, (half_height + 1) * stride
+        found |= (sums[flat + below + half_width + 1] - sums[flat + above + half_width + 1]
+                  - sums[flat + below - half_width] + sums[flat + above - half_width]) > 0
+    return count + int(np.count_nonzero(found))
+
+
 def matched_counts(gt: Boundary, res: Boundary, radius: int) -> tuple[int, int]:
     """(result boundary pixels near the GT boundary, GT boundary pixels near the result boundary).
 
-    Both maps are placed in the window covering both crops and dilated in one two-channel
-    cv2.dilate call; pixels outside the window are zero in both maps, so they neither match
-    nor feed a dilation that reaches inside.
+    Both maps are placed in the window covering both crops; pixels outside it are zero in both maps,
+    so they neither match nor feed a dilation that reaches inside (cv2.dilate pads with zeros too).
     """
     if _apart(gt, res, radius):
         return 0, 0
     top, left = min(gt.top, res.top), min(gt.left, res.left)
-    bottom, right = max(gt.bottom, res.bottom), max(gt.right, res.right)
-    planes = np.zeros((bottom - top, right - left, 2), dtype=np.uint8)
-    planes[gt.top - top:gt.bottom - top, gt.left - left:gt.right - left, 0] = gt.bmap
-    planes[res.top - top:res.bottom - top, res.left - left:res.right - left, 1] = res.bmap
-    dilated = cv2.dilate(planes, disk(radius))
-    res_matched = int(np.count_nonzero(planes[:, :, 1] & dilated[:, :, 0]))
-    gt_matched = int(np.count_nonzero(planes[:, :, 0] & dilated[:, :, 1]))
-    return res_matched, gt_matched
+    shape = (max(gt.bottom, res.bottom) - top, max(gt.right, res.right) - left)
+    gt_window, res_window = _window(gt, top, left, shape), _window(res, top, left, shape)
+    return _near_count(gt_window, res_window, radius), _near_count(res_window, gt_window, radius)
 
 
 def precision_recall(gt: Boundary | None, res: Boundary | None, radius: int) -> tuple[float, float]:
