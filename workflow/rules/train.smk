@@ -78,7 +78,9 @@ rule online_learning:
         "cache/{ds}/benchmarks/online/{key}/{video}.tsv"
     conda:
         "../../envs/stg.yaml"
-    threads: 2
+    # One thread, as the graph: two single-threaded jobs on 2 cores finish more videos per minute than one job on
+    # two threads (torch gains 1.65x from the second thread, and sampling crops is single-threaded): README "Speed".
+    threads: 1
     resources:
         gpu=lambda wc: int(stage_uses_gpu("segment", online_plan(wc.key)[1], SEGMENT_DEVICE)),
     params:
