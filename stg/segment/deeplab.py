@@ -90,7 +90,7 @@ class DeepLabSegmenter:
             self.weights = {**weights_identity(path), "shipped": weights is None}
         import torch
 
-        # NHWC: MobileNetV2's depthwise convolutions run ~1.5-1.8x faster on the CPU (bench_segment.py), same output
+        # NHWC: MobileNetV2's depthwise convolutions run 1.5-1.8x faster on the CPU (README "Speed"), same output
         self.model.to(self.device, memory_format=torch.channels_last).eval()
 
     def identity(self) -> dict[str, Any]:
