@@ -88,15 +88,21 @@ def test_online_learn_writes_a_model_that_differs_from_its_start(tiny_dataset, c
     assert not (tmp_path / "online" / ".work").exists() or not any((tmp_path / "online" / ".work").iterdir())
 
 
-def test_online_learning_lowers_the_loss_on_its_clip(tiny_dataset, checkpoint, tmp_path):
+def _dreamed_clip(tiny_dataset):
+    """The first video's first frame dreamed into a 4-frame clip."""
     from stg.datasets import open_dataset, read_first_mask, read_frame
-    from stg.train.online import OnlineTask
-    from stg.train.segmenter import SegmenterSamples
 
     video = open_dataset(tiny_dataset, "davis2017", "val").video(_video_args(tiny_dataset)[-1])
     labels, k = read_first_mask(video)
-    clip = dream_video(video.name, read_frame(video.frame_paths[0]), labels, k, DreamSpec(frames=4),
+    return dream_video(video.name, read_frame(video.frame_paths[0]), labels, k, DreamSpec(frames=4),
                        np.random.default_rng(0))
+
+
+def test_online_learning_lowers_the_loss_on_its_clip(tiny_dataset, checkpoint, tmp_path):
+    from stg.train.online import OnlineTask
+    from stg.train.segmenter import SegmenterSamples
+
+    clip = _dreamed_clip(tiny_dataset)
     task = OnlineTask(clip, SegmenterSamples(input_size=64), torch.load(checkpoint, weights_only=True), "mobilenet_v2")
     inputs, targets = task.batch(0, 8, np.random.default_rng(123))
 
@@ -145,15 +151,11 @@ def test_segment_stage_needs_the_online_model_when_online_learning_is_on(tiny_da
 
 def test_decoder_only_online_learning_leaves_the_encoder_as_it_was(tiny_dataset, checkpoint, tmp_path):
     """train_encoder false: the encoder's weights and BatchNorm statistics stay the start's, the decoder learns."""
-    from stg.datasets import open_dataset, read_first_mask, read_frame
     from stg.train.loop import Recipe, train
     from stg.train.online import OnlineTask
     from stg.train.segmenter import SegmenterSamples
 
-    video = open_dataset(tiny_dataset, "davis2017", "val").video(_video_args(tiny_dataset)[-1])
-    labels, k = read_first_mask(video)
-    clip = dream_video(video.name, read_frame(video.frame_paths[0]), labels, k, DreamSpec(frames=4),
-                       np.random.default_rng(0))
+    clip = _dreamed_clip(tiny_dataset)
     start = torch.load(checkpoint, weights_only=True)
     task = OnlineTask(clip, SegmenterSamples(input_size=64), start, "mobilenet_v2", train_encoder=False)
     learned = train(task, Recipe(steps=3, batch_size=4, lr=1e-3, schedule="constant"), tmp_path / "work",
