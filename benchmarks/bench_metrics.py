@@ -314,6 +314,9 @@ def main() -> None:
     whole = ["| evaluator (whole process) | wall s | CPU s | wall speed-up of stg | CPU speed-up of stg | "
              "scored frames | max abs diff |", "| --- | --- | --- | --- | --- | --- | --- |"]
     subreaper = become_subreaper()
+    from stg.metrics import measures
+
+    print(f"stg's pixel counting: {'compiled kernel (stg/metrics/_kernels.c)' if measures._kernels else 'numpy'}")
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as scratch_name:
         scratch = Path(scratch_name)
         if REAL_DAVIS2016.is_dir():

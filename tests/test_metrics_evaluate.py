@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import stg.metrics.decode as decode_module
 import stg.metrics.reading as reading_module
 from stg.errors import InputError
 from stg.metrics.decode import fast_png_labels, read_labels_once
@@ -344,7 +345,8 @@ def test_fast_png_decoder_equals_pil_for_none_sub_up_rows(seed: int) -> None:
         assert decoded[1] == reference.mode
 
 
-def test_png_decoder_falls_back_to_pil(tmp_path: Path) -> None:
+def test_png_decoder_falls_back_to_pil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode_module, "_kernels", None)  # numpy's unfiltering: None, Sub and Up rows only
     image = np.zeros((6, 7), np.uint8)
     image[2:4, 1:5] = 3
     paeth = encode_png(image, [4, 0, 0, 0, 0, 0])

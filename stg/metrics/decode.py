@@ -17,6 +17,11 @@ import numpy as np
 from stg.datasets.images import check_png, decode_label_png
 from stg.errors import InputError
 
+try:
+    from stg.metrics import _kernels
+except ImportError:  # built without a C compiler: numpy unfilters the None/Sub/Up rows, PIL the rest
+    _kernels = None
+
 
 def _inflate_function() -> Callable[[bytes], bytes]:
     """zlib-ng's inflate when installed (about 20x faster on mask PNGs, same bytes), else zlib's."""
@@ -110,7 +115,8 @@ def _unfilter(filters: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
 
 
 def fast_png_labels(data: bytes) -> tuple[np.ndarray, str] | None:
-    """Raw values of an 8-bit greyscale or palette PNG whose rows use filter None, Sub or Up, else None.
+    """Raw values of an 8-bit greyscale or palette PNG whose rows use filter None, Sub or Up (any filter with the
+    compiled kernel), else None.
 
     That covers the masks PIL writes (palette: no filter; greyscale: mostly None/Sub/Up) and
     DAVIS 2016's (greyscale, Sub). Anything else (interlacing, Average/Paeth rows, other depths
@@ -129,6 +135,11 @@ def fast_png_labels(data: bytes) -> tuple[np.ndarray, str] | None:
         return None
     if len(raw) != height * (width + 1):
         return None
+    if _kernels is not None:
+        pixels = _kernels.unfilter(raw, width, height)
+        if pixels is None:
+            return None
+        return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width), _PNG_MODES[colour]
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width + 1)
     values = _unfilter(rows[:, 0], rows[:, 1:])
     return None if values is None else (values, _PNG_MODES[colour])

@@ -6,6 +6,8 @@ same order. The speed comes only from skipping pixels that cannot change a count
 maps are computed on the object's bounding box, and the disk matches on the bounding box
 of the two boundary maps (outside it both maps are zero, and cv2.dilate pads with zeros), deciding
 most pixels by a square inside the disk and the rest exactly by the disk's rectangles.
+`frame_scores` counts the pixels with the compiled kernel (stg/metrics/_kernels.c) when it is built, and with
+the numpy code here when it is not; both give the same counts, and every float operation is done here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+try:
+    from stg.metrics import _kernels
+except ImportError:  # built without a C compiler: the numpy path below gives the same counts
+    _kernels = None
+
 BOUND_TH = 0.008
+KERNEL_MAX_RADIUS = 250  # the kernel's row distances are bytes
+KERNEL_MAX_OBJECTS = 254
 DECAY_BINS = 4
 
 
@@ -176,14 +185,20 @@ def precision_recall(gt: Boundary | None, res: Boundary | None, radius: int) -> 
     """Boundary precision and recall, with the official rules when a boundary is empty."""
     n_gt = 0 if gt is None else gt.count
     n_res = 0 if res is None else res.count
+    if n_gt == 0 or n_res == 0:
+        return precision_recall_from_counts(n_gt, n_res, 0, 0)
+    assert gt is not None and res is not None
+    return precision_recall_from_counts(n_gt, n_res, *matched_counts(gt, res, radius))
+
+
+def precision_recall_from_counts(n_gt: int, n_res: int, res_matched: int, gt_matched: int) -> tuple[float, float]:
+    """Precision and recall from boundary pixel counts, with the official rules when a boundary is empty."""
     if n_res == 0 and n_gt > 0:
         return 1.0, 0.0
     if n_res > 0 and n_gt == 0:
         return 0.0, 1.0
     if n_res == 0 and n_gt == 0:
         return 1.0, 1.0
-    assert gt is not None and res is not None
-    res_matched, gt_matched = matched_counts(gt, res, radius)
     return res_matched / float(n_res), gt_matched / float(n_gt)
 
 
@@ -265,6 +280,32 @@ def frame_scores(gt_labels: np.ndarray, res_labels: np.ndarray, num_objects: int
         raise ValueError(f"label map shapes differ: {gt_labels.shape} vs {res_labels.shape}")
     if radius is None:
         radius = tolerance_radius(*gt_labels.shape)
+    if (_kernels is not None and gt_labels.dtype == np.uint8 and res_labels.dtype == np.uint8
+            and gt_labels.ndim == 2 and radius <= KERNEL_MAX_RADIUS and num_objects <= KERNEL_MAX_OBJECTS):
+        return frame_scores_compiled(gt_labels, res_labels, num_objects, radius)
+    return frame_scores_numpy(gt_labels, res_labels, num_objects, radius)
+
+
+def frame_scores_compiled(gt_labels: np.ndarray, res_labels: np.ndarray, num_objects: int,
+                          radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """frame_scores with the pixel counts from the compiled kernel (uint8 label maps); needs it built."""
+    if _kernels is None:
+        raise RuntimeError("stg.metrics._kernels is not built (no C compiler when the package was installed)")
+    height, width = gt_labels.shape
+    counts = _kernels.object_counts(np.ascontiguousarray(gt_labels), np.ascontiguousarray(res_labels), width, height,
+                                    num_objects, radius)
+    j_values = np.empty(num_objects, dtype=np.float64)
+    f_values = np.empty(num_objects, dtype=np.float64)
+    for index, (inter, gt_area, res_area, n_gt, n_res, res_matched, gt_matched) in enumerate(counts):
+        j_values[index] = jaccard_from_counts(inter, gt_area + res_area - inter)
+        f_values[index] = f_from_precision_recall(*precision_recall_from_counts(n_gt, n_res, res_matched,
+                                                                                gt_matched))
+    return j_values, f_values
+
+
+def frame_scores_numpy(gt_labels: np.ndarray, res_labels: np.ndarray, num_objects: int,
+                       radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """frame_scores in numpy and OpenCV, one object at a time on its bounding boxes."""
     j_values = np.empty(num_objects, dtype=np.float64)
     f_values = np.empty(num_objects, dtype=np.float64)
     for index in range(num_objects):

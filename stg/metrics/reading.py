@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from stg.datasets import VOID_LABEL, Dataset, frame_size, read_annotation, read_first_mask
-from stg.datasets.images import check_png_end, natural_key, read_label_png
+from stg.datasets.images import natural_key, read_label_png
 from stg.errors import InputError
 from stg.metrics.decode import read_labels_once
 
@@ -25,13 +25,12 @@ _SHOWN = 8  # names quoted in a warning
 
 
 def read_mask(path: Path) -> tuple[np.ndarray, str]:
-    """A mask PNG's values and mode: checked complete (its IEND chunk), decoded once, fast where possible.
+    """A mask PNG's values and mode: read once, checked complete (its IEND chunk), decoded fast where possible.
 
     The checks and the 16-bit rule are stg.datasets.images' (the decoder every stage uses): a truncated
     file is an InputError even where PIL would decode it, a binary 16-bit mask reads as 0/1 and another
     16-bit one is an InputError saying which values it holds.
     """
-    check_png_end(path)
     values, mode = read_labels_once(path)
     if mode.startswith("I"):  # 16-bit greyscale, clipped to 8 bits by the fallback decoder: read it properly
         values, mode = read_label_png(path)
@@ -55,7 +54,11 @@ def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarra
         raise InputError(path, f"mask size {values.shape[1]}x{values.shape[0]} differs from the first frame's "
                          f"{shape[1]}x{shape[0]}")
     if layout == "davis2016":
-        return (values > 127).astype(np.uint8) if values.max(initial=0) > 1 else values.astype(np.uint8)
+        if values.max(initial=0) <= 1:
+            return values.astype(np.uint8, copy=False)
+        if values.flags.writeable and values.dtype == np.uint8:  # in place: no second frame-sized buffer
+            return np.greater(values, 127, out=values.view(np.bool_)).view(np.uint8)
+        return (values > 127).astype(np.uint8)
     labels = values.astype(np.uint8, copy=False)
     if mode != "P" and labels.max(initial=0) > 1:
         raise InputError(path, f"multi-object annotation is not a palette PNG (mode {mode}); DAVIS 2017 "
