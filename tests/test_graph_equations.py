@@ -55,6 +55,10 @@ def test_motion_model_averages_last_n_steps_by_hand():
     np.testing.assert_allclose(predict_box(history, n=2), box(13.5, 0, 9, 4), atol=1e-5)
     # n = 3: velocity (2 + 3 + 4) / 3 = 3 -> c = 13; width (6 + 8 + 10) / 3 = 8
     np.testing.assert_allclose(predict_box(history, n=3), box(13, 0, 8, 4), atol=1e-5)
+    # size_n = 1 (the default graph setting): velocity over n = 3 steps, the last box's width 10
+    np.testing.assert_allclose(predict_box(history, n=3, size_n=1), box(13, 0, 10, 4), atol=1e-5)
+    with pytest.raises(ValueError, match="size_n"):
+        predict_box(history, n=3, size_n=0)
 
 
 def test_motion_model_with_n_larger_than_history():

@@ -21,7 +21,8 @@ class GraphSettings(StageSettings):
 
     stage = "graph"
     motion: bool
-    motion_history: int                 # n of Eq. 2
+    motion_history: int                 # n of Eq. 2 (velocity)
+    motion_size_history: int            # boxes averaged for p's size (the paper: the same n)
     spatial: bool
     spatial_iterations: int             # l of Eqs. 4-5
     join_iou: float                     # a proposal is a node (greedy: a candidate) only if IoU(b_v, p) >= join_iou
