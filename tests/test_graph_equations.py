@@ -59,6 +59,11 @@ def test_motion_model_averages_last_n_steps_by_hand():
     np.testing.assert_allclose(predict_box(history, n=3, size_n=1), box(13, 0, 10, 4), atol=1e-5)
     with pytest.raises(ValueError, match="size_n"):
         predict_box(history, n=3, size_n=0)
+    # the median of the last 3 steps (2, 3, 4) is 3, as their mean; a wrong selection's jump moves only the mean
+    np.testing.assert_allclose(predict_box(history, n=3, size_n=1, velocity="median"), box(13, 0, 10, 4), atol=1e-5)
+    jumped = [*history, box(40, 0, 10, 4), box(44, 0, 10, 4)]  # steps 3, 4, 30, 4: one jump of 30
+    np.testing.assert_allclose(predict_box(jumped, n=4, size_n=1, velocity="median"), box(48, 0, 10, 4), atol=1e-5)
+    np.testing.assert_allclose(predict_box(jumped, n=4, size_n=1), box(44 + 41 / 4, 0, 10, 4), atol=1e-5)
 
 
 def test_motion_model_with_n_larger_than_history():

@@ -480,3 +480,13 @@ def test_metrics_command_parses_without_the_stage_table() -> None:
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                cwd=Path(__file__).resolve().parents[1])
     assert completed.stdout.strip() == "False"
+
+
+def test_metrics_code_imports_no_opencv() -> None:
+    """OpenCV's import is about 25 ms of `stg metrics`' start-up; only the numpy fallback path loads it, lazily."""
+    import subprocess
+
+    code = "import sys; import stg.cli, stg.metrics.evaluate, stg.metrics.evaluation; print('cv2' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    assert completed.stdout.strip() == "False"

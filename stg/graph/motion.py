@@ -11,15 +11,20 @@ from stg.graph.boxes import box_center_size, box_from_center_size, box_iou_matri
 NO_OBJECT = -1
 
 
-def predict_box(history: Sequence[np.ndarray], n: int = 10, size_n: int | None = None) -> np.ndarray:
+def predict_box(history: Sequence[np.ndarray], n: int = 10, size_n: int | None = None,
+                velocity: str = "mean") -> np.ndarray:
     """p_t from the boxes b_0..b_{t-1} of an object's previous results (oldest first), Eq. 2.
 
     c_t = c_{t-1} + (1/n') sum_{r=t-n'}^{t-1} (c_r - c_{r-1})   with n' = min(n, len(history) - 1) steps,
     s_t = (1/n'') sum_{r=t-n''}^{t-1} s_r                         with n'' = min(size_n, len(history)) sizes.
-    The paper fixes n = size_n = 10 (size_n None: the same n); at the start of a video fewer frames exist, so
-    fewer are averaged (one box: no velocity, its own size). A mean size over 10 frames lags an object that
-    grows, shrinks or changes pose (README: Table 4), hence size_n.
+    The paper fixes n = size_n = 10 (size_n None: the same n) and the mean; at the start of a video fewer frames
+    exist, so fewer are averaged (one box: no velocity, its own size). A mean size over 10 frames lags an object
+    that grows, shrinks or changes pose, and a mean velocity carries one wrong selection's jump into the next p,
+    which the next selection then follows (README: Table 4); hence size_n and velocity="median" (per
+    coordinate, over the same n' steps).
     """
+    if velocity not in ("mean", "median"):
+        raise ValueError(f"motion velocity must be 'mean' or 'median', got {velocity!r}")
     size_n = n if size_n is None else size_n
     if n < 1 or size_n < 1:
         raise ValueError(f"motion history n and size_n must be >= 1, got {n} and {size_n}")
@@ -27,9 +32,14 @@ def predict_box(history: Sequence[np.ndarray], n: int = 10, size_n: int | None =
         raise ValueError("the motion model needs at least one previous box")
     centers, sizes = box_center_size(np.stack([np.asarray(b, dtype=np.float64) for b in history]))
     steps = min(n, len(centers) - 1)
-    velocity = (centers[-1] - centers[-1 - steps]) / steps if steps > 0 else np.zeros(2)
+    if steps == 0:
+        shift = np.zeros(2)
+    elif velocity == "mean":
+        shift = (centers[-1] - centers[-1 - steps]) / steps
+    else:
+        shift = np.median(np.diff(centers[-1 - steps:], axis=0), axis=0)
     size = sizes[-min(size_n, len(sizes)):].mean(axis=0)
-    return box_from_center_size(centers[-1] + velocity, size)
+    return box_from_center_size(centers[-1] + shift, size)
 
 
 def assign_proposals(proposal_boxes: np.ndarray, predicted_boxes: np.ndarray) -> np.ndarray:

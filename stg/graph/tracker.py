@@ -94,8 +94,8 @@ class GraphTracker:
         boxes = np.tile(EMPTY_BOX, (self.num_objects, 1))
         for obj, history in enumerate(self.history):
             if history:
-                boxes[obj] = (predict_box(history, self.settings.motion_history, self.settings.motion_size_history)
-                              if self.settings.motion else history[-1])
+                boxes[obj] = (predict_box(history, self.settings.motion_history, self.settings.motion_size_history,
+                                          self.settings.motion_velocity) if self.settings.motion else history[-1])
         return boxes
 
     def step(self, frame: int, image: np.ndarray, proposals: Proposals, warped: np.ndarray,

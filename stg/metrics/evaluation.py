@@ -17,12 +17,12 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from stg.datasets import detect_layout, open_dataset
 from stg.errors import InputError
+from stg.metrics import measures
 from stg.metrics.measures import frame_scores, tolerance_radius
 from stg.metrics.reading import (
     DAVIS_LAYOUTS,
@@ -95,8 +95,12 @@ def split_chunks(plan: SequencePlan, size: int) -> list[Chunk]:
 
 
 def _single_threaded_worker() -> None:
-    """The processes are the parallelism: OpenCV's own threads would only oversubscribe the cores."""
-    cv2.setNumThreads(1)
+    """The processes are the parallelism: OpenCV's own threads would oversubscribe the cores. Only the numpy path
+    (no compiled kernel) uses OpenCV, so only then is it imported."""
+    if measures._kernels is None or "cv2" in sys.modules:
+        import cv2
+
+        cv2.setNumThreads(1)
 
 
 def _threads_of_this_process() -> int:

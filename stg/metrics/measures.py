@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
 try:
@@ -89,6 +88,8 @@ class Boundary:
 
 def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, bottom, left, right) of the nonzero pixels (bottom/right exclusive), None when empty."""
+    import cv2  # lazily: with the compiled kernel `stg metrics` never needs OpenCV
+
     view = mask.view(np.uint8) if mask.dtype == bool else mask
     left, top, width, height = cv2.boundingRect(np.ascontiguousarray(view))
     if width == 0 or height == 0:
@@ -147,6 +148,8 @@ def _near_count(source: np.ndarray, target: np.ndarray, radius: int) -> int:
     decided by a square inside the disk (a separable rectangle dilation); only the target pixels it misses
     are tested exactly, each against the disk's rectangles by box sums of an integral image.
     """
+    import cv2
+
     inner, rectangles = disk_rectangles(radius)
     near = cv2.dilate(source, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * inner + 1, 2 * inner + 1)))
     count = int(np.count_nonzero(cv2.bitwise_and(target, near)))
