@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     python benchmarks/motion_model_probe.py [--root ../shared/data/davis2016-train] [--split foldtrain]
+        [--flow cache/davis16tr/flow/<key>]
 
 For every frame t >= 1 of every video of the split, p_t is predicted from the ground-truth boxes of frames
 0..t-1 (stg.graph.motion.predict_box, the tracker's own function) and compared with the ground-truth box of
@@ -9,7 +10,10 @@ frame t by IoU. Rows: the previous box (the baseline's stand-in for p) and Eq. 2
 (their mean, as the paper, or median) and a size history size_n. A second table repeats it with wrong
 selections in the history (seeded): each history box, with probability 0.05, moved sideways by half its width,
 as when the chosen mask spills onto a neighbour. It reads only annotations: the graph's defaults (n, size_n,
-velocity) were chosen on foldtrain's tables, never on foldcheck's.
+velocity, source) were chosen on foldtrain's tables, never on foldcheck's. With --flow (a folder of the flow
+stage's <video>.zarr stores) a last row gives `motion_source: flow`: B(Q_t), the ground-truth mask of frame t-1
+warped by the cached flow exactly as the graph stage warps (stg.warp.stage.warp_step with the default warp
+settings), binarised at the graph's q_threshold.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from stg.datasets import open_dataset, read_annotation
-from stg.graph.boxes import box_iou_matrix
+from stg.flow.store import read_flow
+from stg.graph.boxes import box_iou_matrix, mask_box
 from stg.graph.motion import predict_box
+from stg.graph.settings import GraphSettings
+from stg.warp.ops import one_hot
+from stg.warp.stage import warp_step
 
 REPO = Path(__file__).resolve().parents[1]
 # (n, size_n, velocity); None: the previous box
@@ -30,15 +39,31 @@ SETTINGS = [(None, None, None), (10, 10, "mean"), (10, 1, "mean"), (5, 1, "mean"
 WRONG_SELECTION_RATE = 0.05
 
 
-def ground_truth_boxes(video) -> list[np.ndarray | None]:
-    """(x0, y0, x1, y1) of the object in every annotated frame (DAVIS 2016: one object), None when absent."""
-    boxes: list[np.ndarray | None] = []
-    for name in video.frame_names:
-        labels = read_annotation(video.annotation_paths[name], video.layout)
-        rows, columns = np.nonzero(labels)
-        boxes.append(None if len(rows) == 0 else
-                     np.array([columns.min(), rows.min(), columns.max() + 1, rows.max() + 1], np.float64))
-    return boxes
+def ground_truth(video) -> list[np.ndarray]:
+    """The object's mask in every frame (DAVIS 2016: one object, every frame annotated)."""
+    return [read_annotation(video.annotation_paths[name], video.layout) == 1 for name in video.frame_names]
+
+
+def boxes_of(masks: list[np.ndarray]) -> list[np.ndarray | None]:
+    """(x0, y0, x1, y1) of each mask, None when it is empty."""
+    boxes = [mask_box(mask).astype(np.float64) for mask in masks]
+    return [None if np.isnan(box).any() else box for box in boxes]
+
+
+def flow_ious(masks: list[np.ndarray], flow: zarr.Group) -> list[float]:
+    """IoU of B(Q_t) (the mask of t-1 warped as the graph warps it) with the box of t, where both exist."""
+    q_threshold = GraphSettings.from_dict({}).q_threshold
+    boxes, ious = boxes_of(masks), []
+    for t in range(1, len(masks)):
+        if boxes[t] is None or boxes[t - 1] is None:
+            continue
+        warped, _ = warp_step(one_hot(masks[t - 1].astype(np.uint8), 1), read_flow(flow, "backward", t - 1),
+                              read_flow(flow, "forward", t - 1), {})
+        predicted = mask_box(warped[0] >= q_threshold).astype(np.float64)
+        if np.isnan(predicted).any():
+            predicted = boxes[t - 1]
+        ious.append(float(box_iou_matrix(predicted[None], boxes[t][None])[0, 0]))
+    return ious
 
 
 def with_wrong_selections(boxes: list[np.ndarray | None], rng: np.random.Generator) -> list[np.ndarray | None]:
@@ -68,9 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "davis2016-train")
     parser.add_argument("--split", default="foldtrain")
+    parser.add_argument("--flow", type=Path, help="folder of the flow stage's <video>.zarr stores of this dataset")
     args = parser.parse_args()
     dataset = open_dataset(args.root, "davis2016", args.split, "480p")
-    videos = [ground_truth_boxes(dataset.video(name)) for name in dataset.video_names()]
+    masks = {name: ground_truth(dataset.video(name)) for name in dataset.video_names()}
+    videos = [boxes_of(video_masks) for video_masks in masks.values()]
     print(f"{args.split}: {len(videos)} videos, {sum(len(v) - 1 for v in videos)} predictions")
     rng = np.random.default_rng(0)
     histories = {"ground-truth history": videos,
@@ -87,6 +114,13 @@ def main() -> None:
             name = ("previous box (motion off)" if n is None
                     else f"Eq. 2, {velocity} of n = {n} steps, size_n = {size_n}")
             print(f"| {name} | {ious.mean():.3f} | {np.mean(ious < 0.3):.3f} | {np.mean(ious < 0.5):.3f} | "
+                  f"{min(np.mean(v) for v in per_video if v):.3f} |")
+        if args.flow is not None and title == "ground-truth history":
+            per_video = [flow_ious(video_masks, zarr.open_group(args.flow / f"{name}.zarr", mode="r"))
+                         for name, video_masks in masks.items()]
+            ious = np.concatenate([np.asarray(v) for v in per_video])
+            print(f"| B(Q_t): the mask of t-1 warped by the flow (motion_source: flow) | {ious.mean():.3f} | "
+                  f"{np.mean(ious < 0.3):.3f} | {np.mean(ious < 0.5):.3f} | "
                   f"{min(np.mean(v) for v in per_video if v):.3f} |")
 
 

@@ -319,3 +319,25 @@ def test_greedy_selection_takes_only_proposals_that_overlap_p_by_join_iou():
         chosen[join] = (int(result.chosen[0]), int(result.nodes[0]))
     assert chosen[0.0] == (1, 2)
     assert chosen[0.3] == (0, 1)
+
+
+def test_motion_source_flow_predicts_the_box_of_q_and_falls_back_to_eq2_where_q_is_empty():
+    from stg.graph.settings import GraphSettings
+    from stg.graph.tracker import GraphTracker
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    first = np.zeros((64, 64), np.uint8)
+    first[10:30, 10:20] = 1
+    warped = np.zeros((1, 64, 64), np.float32)
+    warped[0, 14:34, 20:30] = 0.9  # the previous result moved by the flow: 4 down, 10 right
+    predicted = {}
+    for source in ("flow", "boxes"):
+        settings = GraphSettings.from_dict({"temporal": False, "spatial": False, "proposals": "cached",
+                                            "motion_source": source})
+        tracker = GraphTracker(settings, None, 1)
+        tracker.start(image, first)
+        predicted[source] = tracker.predicted_boxes(warped)[0]
+        predicted[source + " without Q"] = tracker.predicted_boxes(np.zeros_like(warped))[0]
+    np.testing.assert_array_equal(predicted["flow"], [20, 14, 30, 34])
+    np.testing.assert_array_equal(predicted["boxes"], [10, 10, 20, 30])  # one box: Eq. 2 keeps it
+    np.testing.assert_array_equal(predicted["flow without Q"], predicted["boxes"])

@@ -101,7 +101,7 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
             warped, _ = warp_step(one_hot(previous, num_objects), read_flow(flow, "backward", t - 1),
                                   read_flow(flow, "forward", t - 1), warp_settings)
             image = read_frame(video.frame_paths[t])
-            result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes()), warped,
+            result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes(warped)), warped,
                                   seed=seeds.get(t))
             previous = result.labels
             labels[t] = result.labels

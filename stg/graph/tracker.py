@@ -89,13 +89,24 @@ class GraphTracker:
 
     # ------------------------------------------------------------------ frames t >= 1
 
-    def predicted_boxes(self) -> np.ndarray:
-        """p_t of every object (Eq. 2), or its previous box with the motion model off; NaNs if never seen."""
+    def predicted_boxes(self, warped: np.ndarray | None = None) -> np.ndarray:
+        """p_t of every object, or its previous box with the motion model off; NaNs if never seen.
+
+        `motion_source: flow` takes B(Q_t), the box of the previous result warped by the optical flow (the motion of
+        the object's own pixels), where Q_t has pixels; otherwise, and with `boxes`, Eq. 2 over the previous boxes.
+        """
+        s = self.settings
         boxes = np.tile(EMPTY_BOX, (self.num_objects, 1))
         for obj, history in enumerate(self.history):
-            if history:
-                boxes[obj] = (predict_box(history, self.settings.motion_history, self.settings.motion_size_history,
-                                          self.settings.motion_velocity) if self.settings.motion else history[-1])
+            if not history:
+                continue
+            if not s.motion:
+                boxes[obj] = history[-1]
+                continue
+            flow_box = mask_box(warped[obj] >= s.q_threshold) if s.motion_source == "flow" and warped is not None \
+                else EMPTY_BOX
+            boxes[obj] = (flow_box if not np.isnan(flow_box).any()
+                          else predict_box(history, s.motion_history, s.motion_size_history, s.motion_velocity))
         return boxes
 
     def step(self, frame: int, image: np.ndarray, proposals: Proposals, warped: np.ndarray,
@@ -113,7 +124,7 @@ class GraphTracker:
             seeded = seed[None] == np.arange(1, self.num_objects + 1, dtype=seed.dtype)[:, None, None]
         starting = seeded.any(axis=(1, 2))
         absent = ~self.started(frame) | starting  # take no proposal this frame
-        predicted = self.predicted_boxes()
+        predicted = self.predicted_boxes(warped)
         candidates = predicted.copy()
         candidates[absent] = np.nan  # a NaN box overlaps nothing: no proposal joins an absent object
         owner = assign_proposals(proposals.boxes, candidates)
