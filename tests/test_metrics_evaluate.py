@@ -434,8 +434,13 @@ def test_format_global_table_and_run_metrics(tmp_path: Path, capsys: pytest.Capt
     assert (tmp_path / "out" / "global_results-val.csv").is_file()
 
 
-def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str], davis2017: tuple[Path, Path]) -> None:
+def test_progress_bar_goes_to_stderr_on_a_terminal_only(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         davis2017: tuple[Path, Path]) -> None:
     root, results = davis2017
+    evaluate(root, results, "val", processes=1, progress=True)  # stderr captured: not a terminal, no bar
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     evaluate(root, results, "val", processes=1, progress=True)
     captured = capsys.readouterr()
     assert "metrics" in captured.err
@@ -490,3 +495,21 @@ def test_metrics_code_imports_no_opencv() -> None:
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                cwd=Path(__file__).resolve().parents[1])
     assert completed.stdout.strip() == "False"
+
+
+def test_planning_error_after_scoring_started_cancels_and_names_the_file(tmp_path: Path,
+                                                                        davis2017: tuple[Path, Path]) -> None:
+    """With a pool, sequences are scored while later ones are planned: a missing result of the last sequence
+    planned still fails the run with its name, and nothing is written."""
+    root, results = davis2017
+    copied = tmp_path / "results"
+    shutil.copytree(results, copied)
+    from stg.datasets import open_dataset
+
+    last = open_dataset(root, "davis2017", "val", "480p").video_names()[-1]  # planned after the pool started
+    frames = sorted((copied / last).glob("*.png"))
+    frames[len(frames) // 2].unlink()
+    with pytest.raises(InputError, match="result frame is missing") as error:
+        run_metrics(root, copied, "val", tmp_path / "out", processes=2)
+    assert last in error.value.where
+    assert not (tmp_path / "out").exists()

@@ -7,18 +7,19 @@ over processes in chunks of frames.
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import multiprocessing.forkserver
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from stg.datasets import detect_layout, open_dataset
 from stg.errors import InputError
@@ -133,65 +134,94 @@ def _start_forkserver(processes: int) -> None:
         multiprocessing.forkserver.ensure_running()
 
 
-Started = tuple[ProcessPoolExecutor, dict[Future, Chunk]]
-
-
-def _start_pool(chunks: Sequence[Chunk], processes: int) -> Started | None:
-    """A pool with every chunk submitted, so that its workers are started (forked before any thread of
-    ours exists: the pool's manager thread comes after them); None to score inline."""
-    if processes <= 1 or len(chunks) <= 1:
+def _new_pool(processes: int, workers_needed: int) -> ProcessPoolExecutor | None:
+    """A pool of min(processes, workers_needed) workers; None to score inline (one process or one chunk). Its
+    workers are forked at the first submit, before any thread of ours exists (the pool's manager thread and the
+    progress bar's monitor come after them)."""
+    if processes <= 1 or workers_needed <= 1:
         return None
-    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), initializer=_single_threaded_worker,
+    return ProcessPoolExecutor(max_workers=min(processes, workers_needed), initializer=_single_threaded_worker,
                                mp_context=_worker_context())
-    try:
-        return pool, {pool.submit(_score_chunk_safely, chunk): chunk for chunk in chunks}
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
 
 
-def _run_chunks(chunks: Sequence[Chunk], started: Started | None, on_done: Callable[[Chunk, object], None]) -> None:
-    """Score every chunk, calling on_done(chunk, outcome) as each completes; inline without a pool.
+class _NoBar:
+    """The progress bar where none is shown."""
 
-    If on_done raises (a bad input), chunks not started yet are cancelled rather than run for nothing.
-    """
-    if started is None:
-        for chunk in chunks:
-            on_done(chunk, _score_chunk_safely(chunk))
-        return
-    pool, futures = started
-    try:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, count: int = 1) -> None:
+        return None
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    """tqdm's bar on a terminal (tqdm's own rule for disable=None), imported only then: 16 ms of start-up."""
+    if not (progress and sys.stderr.isatty()):
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="metrics", unit="seq", file=sys.stderr, leave=False)
+
+
+def _outcomes(futures: dict[Future, Chunk], planned: list[SequencePlan], size: int, pooled: bool
+              ) -> Iterator[tuple[Chunk, object]]:
+    """(chunk, outcome) as the pool's chunks complete, or scored one after another inline."""
+    if pooled:
         for future in as_completed(futures):
-            on_done(futures[future], future.result())
+            yield futures[future], future.result()
+        return
+    for plan in planned:
+        for chunk in split_chunks(plan, size):
+            yield chunk, _score_chunk_safely(chunk)
+
+
+def score_plans(plans: Iterable[SequencePlan], sequences: int, processes: int, progress: bool
+                ) -> tuple[list[SequencePlan], dict[str, Scores]]:
+    """(the plans, per sequence J and F arrays (scored frames, K)), scoring chunks in parallel processes.
+
+    `plans` may be lazy (planning reads each sequence's first mask and checks its files): with a pool, each
+    sequence's chunks are submitted as soon as it is planned, so the workers score the first sequences while the
+    main process plans the rest. An InputError from planning or scoring cancels the chunks not started yet.
+    Inline (one process) every sequence is planned before any is scored.
+    """
+    pending = iter(plans)
+    first = next(pending, None)
+    if first is None:
+        return [], {}
+    size = chunk_size(len(first.frames) * sequences, processes)  # the first sequence's length stands for all
+    first_chunks = split_chunks(first, size)
+    pool = _new_pool(processes, len(first_chunks) if sequences == 1 else processes)
+    planned: list[SequencePlan] = []
+    futures: dict[Future, Chunk] = {}
+    parts: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    try:
+        for plan in itertools.chain([first], pending):
+            planned.append(plan)
+            parts[plan.name] = {}
+            if pool is not None:
+                for chunk in first_chunks if plan is first else split_chunks(plan, size):
+                    futures[pool.submit(_score_chunk_safely, chunk)] = chunk
+        remaining = {plan.name: math.ceil(len(plan.frames) / size) for plan in planned}
+        with _progress_bar(len(planned), progress) as bar:
+            for chunk, outcome in _outcomes(futures, planned, size, pool is not None):
+                if isinstance(outcome, ChunkFailure):
+                    raise InputError(outcome.where, outcome.problem)
+                parts[chunk.sequence][chunk.start] = outcome  # type: ignore[assignment]
+                remaining[chunk.sequence] -= 1
+                if remaining[chunk.sequence] == 0:
+                    bar.update(1)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def score_plans(plans: Sequence[SequencePlan], processes: int, progress: bool) -> dict[str, Scores]:
-    """Per sequence, J and F arrays (scored frames, K), scoring chunks in parallel processes."""
-    size = chunk_size(sum(len(plan.frames) for plan in plans), processes)
-    chunks = [chunk for plan in plans for chunk in split_chunks(plan, size)]
-    remaining = {plan.name: math.ceil(len(plan.frames) / size) for plan in plans}
-    parts: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {plan.name: {} for plan in plans}
-    started = _start_pool(chunks, processes)  # before the bar: tqdm starts a monitor thread
-    with tqdm(total=len(plans), desc="metrics", unit="seq", file=sys.stderr, disable=not progress,
-              leave=False) as bar:
-
-        def collect(chunk: Chunk, outcome: object) -> None:
-            if isinstance(outcome, ChunkFailure):
-                raise InputError(outcome.where, outcome.problem)
-            parts[chunk.sequence][chunk.start] = outcome  # type: ignore[assignment]
-            remaining[chunk.sequence] -= 1
-            if remaining[chunk.sequence] == 0:
-                bar.update(1)
-
-        _run_chunks(chunks, started, collect)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     scores: dict[str, Scores] = {}
-    for plan in plans:
+    for plan in planned:
         ordered = [parts[plan.name][start] for start in sorted(parts[plan.name])]
         scores[plan.name] = (np.concatenate([part[0] for part in ordered]),
                              np.concatenate([part[1] for part in ordered]))
-    return scores
+    return planned, scores
 
 
 class NothingToScore(InputError):
@@ -219,6 +249,9 @@ def evaluate(davis_root: Path, results_dir: Path, split: str, processes: int = 2
                              "(its annotations only seed the objects)")
     if not results_dir.is_dir():
         raise InputError(results_dir, "results folder is missing")
-    plans = [plan_sequence(dataset, name, results_dir) for name in dataset.video_names()]
-    scores = score_plans(plans, processes, progress)
-    return summarise(plans, scores)
+    names = dataset.video_names()
+    plans = (plan_sequence(dataset, name, results_dir) for name in names)
+    if processes <= 1:
+        plans = list(plans)  # inline: every file checked before any is scored
+    planned, scores = score_plans(plans, len(names), processes, progress)
+    return summarise(planned, scores)
