@@ -138,13 +138,13 @@ static void free_boundary(Boundary *boundary) {
 static Py_ssize_t append_nonzero(const uint8_t *flags, Py_ssize_t start, Py_ssize_t end, int *columns, Py_ssize_t n) {
     Py_ssize_t x = start;
     while (x < end) {
-        if (x + 8 <= end) {
-            uint64_t word;
-            memcpy(&word, flags + x, 8);
-            if (!word) {
-                x += 8;
-                continue;
-            }
+        if (x + 32 <= end && all_zero(flags + x, 32)) {
+            x += 32;
+            continue;
+        }
+        if (x + 8 <= end && all_zero(flags + x, 8)) {
+            x += 8;
+            continue;
         }
         columns[n] = (int)x;
         n += flags[x] != 0;
@@ -271,12 +271,6 @@ static int matched_counts(const Boundary *gt, const Boundary *res, Py_ssize_t gt
     return 0;
 }
 
-static int row_is_zero(const uint8_t *row, Py_ssize_t width) {
-    uint8_t any = 0;
-    for (Py_ssize_t x = 0; x < width; x++) any |= row[x]; /* vectorised OR: no early exit, no branches */
-    return any == 0;
-}
-
 /* Columns [first, last] holding the row's nonzero pixels; first > last when there are none. */
 static void nonzero_span(const uint8_t *row, Py_ssize_t width, Py_ssize_t *first, Py_ssize_t *last) {
     Py_ssize_t x = 0;
@@ -300,19 +294,12 @@ static void count_regions(const uint8_t *gt, const uint8_t *res, Py_ssize_t widt
     long long gt_area[256] = {0}, res_area[256] = {0}, gt_before[256] = {0}, res_before[256] = {0};
     for (Py_ssize_t y = 0; y < height; y++) {
         const uint8_t *g = gt + y * width, *r = res + y * width;
-        int gt_zero = row_is_zero(g, width), res_zero = row_is_zero(r, width);
-        if (gt_zero && res_zero) continue;
-        Py_ssize_t first = width, last = -1, f, l;
-        if (!gt_zero) {
-            nonzero_span(g, width, &f, &l);
-            first = f < first ? f : first;
-            last = l > last ? l : last;
-        }
-        if (!res_zero) {
-            nonzero_span(r, width, &f, &l);
-            first = f < first ? f : first;
-            last = l > last ? l : last;
-        }
+        Py_ssize_t first, last, f, l;
+        nonzero_span(g, width, &first, &last);
+        nonzero_span(r, width, &f, &l);
+        first = f < first ? f : first;
+        last = l > last ? l : last;
+        if (first > last) continue; /* both rows empty */
         if (num_objects <= FEW_OBJECTS) { /* one vectorised pass per label: no histogram store chains */
             for (int label = 1; label <= num_objects; label++) {
                 const uint8_t value = (uint8_t)label;
