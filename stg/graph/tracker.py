@@ -103,8 +103,9 @@ class GraphTracker:
             if not s.motion:
                 boxes[obj] = history[-1]
                 continue
-            flow_box = mask_box(warped[obj] >= s.q_threshold) if s.motion_source == "flow" and warped is not None \
-                else EMPTY_BOX
+            flow_box = EMPTY_BOX
+            if s.motion_source == "flow" and warped is not None:
+                flow_box = mask_box(warped[obj] >= s.q_threshold)
             boxes[obj] = (flow_box if not np.isnan(flow_box).any()
                           else predict_box(history, s.motion_history, s.motion_size_history, s.motion_velocity))
         return boxes

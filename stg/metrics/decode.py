@@ -89,9 +89,9 @@ def _undo_up(values: np.ndarray, up: np.ndarray) -> np.ndarray:
     Up row equals C[row] - C[base - 1], base being the last non-Up row above it (the implicit
     zero row above the image when there is none); mod-256 arithmetic makes this exact.
     """
-    height = values.shape[0]
     import cv2
 
+    height = values.shape[0]
     decoded = np.zeros_like(values)
     left, _, width, _ = cv2.boundingRect(values)
     if width == 0:
