@@ -121,6 +121,9 @@ def cmd_metrics(args: argparse.Namespace) -> None:
 
     _single_threaded_numpy()
     from stg.metrics.evaluate import run_metrics
+    from stg.metrics.evaluation import keep_freed_memory
+
+    keep_freed_memory()  # this process only scores; frame buffers freed are reused (inline, processes=1)
 
     created = not args.out.exists()
     try:

@@ -212,15 +212,42 @@ def test_first_and_last_result_frames_are_not_read(tmp_path: Path, davis2017: tu
 def test_each_png_is_read_once(monkeypatch: pytest.MonkeyPatch, davis2017: tuple[Path, Path]) -> None:
     root, results = davis2017
     seen: list[Path] = []
+    read_png_bytes = decode_module.read_png_bytes
 
-    def counting(path: Path) -> tuple[np.ndarray, str]:
+    def counting(path: Path) -> bytes:
         seen.append(Path(path))
-        return read_labels_once(path)
+        return read_png_bytes(path)
 
-    monkeypatch.setattr(reading_module, "read_labels_once", counting)
+    monkeypatch.setattr(decode_module, "read_png_bytes", counting)
+    monkeypatch.setattr(reading_module, "read_png_bytes", counting)
     evaluate(root, results, "val", processes=1, progress=False)
-    assert len(seen) == len(set(seen)) == 2 * (7 + 5 + 4)
-    assert not any(path.stem in ("00000",) for path in seen)
+    # every scored frame's two PNGs, and each sequence's first annotation (its objects); no result's first frame
+    assert len(seen) == len(set(seen)) == 2 * (7 + 5 + 4) + 3
+    assert sorted(path.parent.name for path in seen if path.stem == "00000") == ["alpha", "mid", "zeta"]
+    assert all("Annotations" in path.parts for path in seen if path.stem == "00000")
+
+
+def test_frames_go_from_png_rows_to_counts_and_the_label_map_path_agrees(monkeypatch: pytest.MonkeyPatch,
+                                                                         davis2017: tuple[Path, Path],
+                                                                         davis2017_metrics: dict) -> None:
+    """With the compiled kernel every scored frame is counted straight from its PNG rows (png_counts); without it
+    (or for a frame it does not take) the label maps are decoded and counted: the same numbers."""
+    root, results = davis2017
+    kernels = reading_module._kernels
+    if kernels is None:
+        pytest.skip("stg.metrics._kernels is not built: only the label-map path exists")
+    calls: list[int] = []
+
+    class Counting:
+        def png_counts(self, *args: object) -> object:
+            calls.append(1)
+            return kernels.png_counts(*args)
+
+    monkeypatch.setattr(reading_module, "_kernels", Counting())
+    assert evaluate(root, results, "val", processes=1, progress=False) == davis2017_metrics
+    assert len(calls) == 7 + 5 + 4
+    monkeypatch.setattr(reading_module, "_kernels", None)
+    assert evaluate(root, results, "val", processes=1, progress=False) == davis2017_metrics
 
 
 def test_csvs_in_the_results_folder_are_ignored_and_untouched(tmp_path: Path, davis2017: tuple[Path, Path],

@@ -42,7 +42,7 @@ def test_compiled_counts_equal_numpy_scores(seed: int) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(20):
         shape = (int(rng.integers(1, 90)), int(rng.integers(1, 150)))
-        num_objects = int(rng.choice([1, 2, 5, 12]))  # 12: the histogram path for many objects
+        num_objects = int(rng.choice([1, 2, 5, 12]))
         gt = blobs(rng, shape, num_objects + 2)  # labels above K are no object
         res = blobs(rng, shape, num_objects)
         radius = int(rng.integers(0, 14))
@@ -136,3 +136,43 @@ def test_unfilter_leaves_unknown_filter_types_to_pil_and_checks_sizes() -> None:
     assert _kernels.unfilter(bytes([5, 1, 2]), 2, 1) is None
     with pytest.raises(ValueError, match="width and height"):
         _kernels.unfilter(bytes(5), 2, 2)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_png_counts_from_filtered_rows_equal_label_map_counts(seed: int) -> None:
+    """Decoding straight to runs (every filter type, mixed per row) counts what the decoded label maps count."""
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        shape = (int(rng.integers(1, 60)), int(rng.integers(1, 200)))
+        num_objects = int(rng.choice([1, 3, 12]))
+        gt, res = blobs(rng, shape, num_objects + 2), blobs(rng, shape, num_objects)
+        radius = int(rng.integers(0, 12))
+        gt_rows = png_rows(gt, [int(kind) for kind in rng.integers(0, 5, shape[0])])
+        res_rows = png_rows(res, [int(kind) for kind in rng.integers(0, 5, shape[0])])
+        counts, gt_highest, res_highest = _kernels.png_counts(gt_rows, res_rows, shape[1], shape[0], num_objects,
+                                                              radius, 0)
+        assert counts == _kernels.object_counts(gt, res, shape[1], shape[0], num_objects, radius)
+        assert (gt_highest, res_highest) == (int(gt.max()), int(res.max()))
+
+
+@pytest.mark.parametrize("values", [(0, 255), (0, 1), (0, 100, 200)])
+def test_png_counts_binarise_davis2016_masks_as_the_reader_does(values: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(len(values))
+    shape = (40, 90)
+    gt = np.asarray(values, np.uint8)[blobs(rng, shape, len(values) - 1)]
+    res = blobs(rng, shape, 1)
+    labels = (gt > 127).astype(np.uint8) if gt.max() > 1 else gt  # stg.metrics.reading.read_gt_labels
+    counts, gt_highest, _ = _kernels.png_counts(png_rows(gt, [1] * shape[0]), png_rows(res, [0] * shape[0]),
+                                                shape[1], shape[0], 1, 8, 1)
+    assert counts == _kernels.object_counts(labels, res, shape[1], shape[0], 1, 8)
+    assert gt_highest == int(gt.max())
+
+
+def test_png_counts_leave_unknown_filter_types_to_the_reader_and_check_sizes() -> None:
+    rows = bytes([0, 1, 1])
+    assert _kernels.png_counts(bytes([5, 1, 1]), rows, 2, 1, 1, 1, 0) is None
+    assert _kernels.png_counts(rows, rows, 2, 1, 1, 1, 0) == ([(2, 2, 2, 0, 0, 0, 0)], 1, 1)  # one row: no boundary
+    with pytest.raises(ValueError, match="width and height"):
+        _kernels.png_counts(rows, bytes(4), 2, 1, 1, 1, 0)
+    with pytest.raises(ValueError, match="num_objects"):
+        _kernels.png_counts(rows, rows, 2, 1, 255, 1, 0)

@@ -172,7 +172,7 @@ def _strict_pil() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = allowed
 
 
-def check_png(path: Path, data: bytes) -> None:
+def check_png(path: Path | str, data: bytes) -> None:
     """A PNG's signature and final IEND chunk, else an InputError naming the file."""
     if not data.startswith(PNG_SIGNATURE):
         raise InputError(path, "cannot be read as a PNG image (it does not start with the PNG signature)")

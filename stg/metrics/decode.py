@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,15 +119,19 @@ def _unfilter(filters: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
     return _undo_up(values, up) if up.any() else values
 
 
-def fast_png_labels(data: bytes) -> tuple[np.ndarray, str] | None:
-    """Raw values of an 8-bit greyscale or palette PNG whose rows use filter None, Sub or Up (any filter with the
-    compiled kernel), else None.
+@dataclass(frozen=True)
+class PngRows:
+    """The inflated image data of an 8-bit greyscale or palette PNG: a filter byte, then `width` bytes, per row."""
 
-    That covers the masks PIL writes (palette: no filter; greyscale: mostly None/Sub/Up) and
-    DAVIS 2016's (greyscale, Sub). Anything else (interlacing, Average/Paeth rows, other depths
-    or colour types, a bad CRC) returns None so that the caller falls back to PIL; the values
-    equal PIL's either way. The array may be read-only.
-    """
+    width: int
+    height: int
+    mode: str
+    rows: bytes
+
+
+def png_rows(data: bytes) -> PngRows | None:
+    """The inflated rows of a non-interlaced 8-bit greyscale or palette PNG with valid CRCs, else None (the caller
+    falls back to PIL)."""
     parsed = _png_chunks(data)
     if parsed is None:
         return None
@@ -141,14 +146,43 @@ def fast_png_labels(data: bytes) -> tuple[np.ndarray, str] | None:
         return None
     if len(raw) != height * (width + 1):
         return None
+    return PngRows(width, height, _PNG_MODES[colour], raw)
+
+
+def fast_png_labels(data: bytes) -> tuple[np.ndarray, str] | None:
+    """Raw values of an 8-bit greyscale or palette PNG whose rows use filter None, Sub or Up (any filter with the
+    compiled kernel), else None.
+
+    That covers the masks PIL writes (palette: no filter; greyscale: mostly None/Sub/Up) and
+    DAVIS 2016's (greyscale, Sub). Anything else (interlacing, Average/Paeth rows, other depths
+    or colour types, a bad CRC) returns None so that the caller falls back to PIL; the values
+    equal PIL's either way. The array may be read-only.
+    """
+    png = png_rows(data)
+    if png is None:
+        return None
+    width, height = png.width, png.height
     if _kernels is not None:
-        pixels = _kernels.unfilter(raw, width, height)
+        pixels = _kernels.unfilter(png.rows, width, height)
         if pixels is None:
             return None
-        return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width), _PNG_MODES[colour]
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width + 1)
+        return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width), png.mode
+    rows = np.frombuffer(png.rows, dtype=np.uint8).reshape(height, width + 1)
     values = _unfilter(rows[:, 0], rows[:, 1:])
-    return None if values is None else (values, _PNG_MODES[colour])
+    return None if values is None else (values, png.mode)
+
+
+def read_png_bytes(path: Path | str) -> bytes:
+    """A PNG file's bytes, checked complete (signature, final IEND chunk); an InputError names the file."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise InputError(path, "file is missing") from None
+    except OSError as error:
+        raise InputError(path, f"cannot be read ({error.strerror or error})") from None
+    check_png(path, data)
+    return data
 
 
 def read_labels_once(path: Path) -> tuple[np.ndarray, str]:
@@ -158,14 +192,8 @@ def read_labels_once(path: Path) -> tuple[np.ndarray, str]:
     and the fallback is decode_label_png itself, so a binary 16-bit mask reads as 0/1 and another 16-bit
     one is an InputError (never clipped to 8 bits).
     """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file is missing") from None
-    except OSError as error:
-        raise InputError(path, f"cannot be read ({error.strerror or error})") from None
-    check_png(path, data)
+    data = read_png_bytes(path)
     decoded = fast_png_labels(data)
     if decoded is not None:
         return decoded
-    return decode_label_png(path, data)
+    return decode_label_png(Path(path), data)

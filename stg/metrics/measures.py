@@ -297,8 +297,14 @@ def frame_scores_compiled(gt_labels: np.ndarray, res_labels: np.ndarray, num_obj
     height, width = gt_labels.shape
     counts = _kernels.object_counts(np.ascontiguousarray(gt_labels), np.ascontiguousarray(res_labels), width, height,
                                     num_objects, radius)
-    j_values = np.empty(num_objects, dtype=np.float64)
-    f_values = np.empty(num_objects, dtype=np.float64)
+    return scores_from_counts(counts)
+
+
+def scores_from_counts(counts: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """J and F of each object from the kernel's pixel counts (intersection, both areas, both boundary counts, both
+    matched counts), every division in the official order."""
+    j_values = np.empty(len(counts), dtype=np.float64)
+    f_values = np.empty(len(counts), dtype=np.float64)
     for index, (inter, gt_area, res_area, n_gt, n_res, res_matched, gt_matched) in enumerate(counts):
         j_values[index] = jaccard_from_counts(inter, gt_area + res_area - inter)
         f_values[index] = f_from_precision_recall(*precision_recall_from_counts(n_gt, n_res, res_matched,

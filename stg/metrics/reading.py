@@ -8,23 +8,29 @@ naming the file.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stg.datasets import VOID_LABEL, Dataset, frame_size, read_annotation, read_first_mask
+from stg.datasets import VOID_LABEL, Dataset, frame_size, read_annotation
 from stg.datasets.images import natural_key, read_label_png
 from stg.errors import InputError
-from stg.metrics.decode import read_labels_once
+from stg.metrics.decode import png_rows, read_labels_once, read_png_bytes
+
+try:
+    from stg.metrics import _kernels
+except ImportError:  # built without a C compiler: frames are decoded to label maps, then counted
+    _kernels = None
 
 log = logging.getLogger(__name__)
 DAVIS_LAYOUTS = ("davis2017", "davis2016")
 _SHOWN = 8  # names quoted in a warning
 
 
-def read_mask(path: Path) -> tuple[np.ndarray, str]:
+def read_mask(path: Path | str) -> tuple[np.ndarray, str]:
     """A mask PNG's values and mode: read once, checked complete (its IEND chunk), decoded fast where possible.
 
     The checks and the 16-bit rule are stg.datasets.images' (the decoder every stage uses): a truncated
@@ -37,7 +43,7 @@ def read_mask(path: Path) -> tuple[np.ndarray, str]:
     return values, mode
 
 
-def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarray:
+def read_gt_labels(path: Path | str, layout: str, shape: tuple[int, int] | None) -> np.ndarray:
     """GT label map with void (255) set to background, as the official semi-supervised task does.
 
     The checks are those of `stg.datasets.read_annotation` (single channel, frame size, DAVIS
@@ -50,7 +56,7 @@ def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarra
         values = values[:, :, 0]
     if values.ndim != 2:
         raise InputError(path, f"annotation must be a single-channel PNG, got mode {mode}")
-    if values.shape != tuple(shape):
+    if shape is not None and values.shape != tuple(shape):
         raise InputError(path, f"mask size {values.shape[1]}x{values.shape[0]} differs from the first frame's "
                          f"{shape[1]}x{shape[0]}")
     if layout == "davis2016":
@@ -66,7 +72,7 @@ def read_gt_labels(path: Path, layout: str, shape: tuple[int, int]) -> np.ndarra
     return np.where(labels == VOID_LABEL, np.uint8(0), labels)
 
 
-def read_result_labels(path: Path, shape: tuple[int, int], num_objects: int) -> np.ndarray:
+def read_result_labels(path: Path | str, shape: tuple[int, int], num_objects: int) -> np.ndarray:
     """Result label map; a label above K, a wrong size or a multi-channel PNG is an InputError."""
     values, mode = read_mask(path)
     if values.ndim != 2:
@@ -81,6 +87,32 @@ def read_result_labels(path: Path, shape: tuple[int, int], num_objects: int) -> 
     return values.astype(np.uint8, copy=False)
 
 
+def fast_pair_counts(gt_path: Path | str, result_path: Path | str, layout: str, shape: tuple[int, int],
+                     num_objects: int, radius: int) -> list[tuple[int, ...]] | None:
+    """One scored DAVIS frame's per-object pixel counts (stg.metrics._kernels.png_counts), decoded from both PNGs'
+    rows straight to runs; None where the general path must read the frame: no compiled kernel, a PNG the fast
+    decoder does not take (16-bit, RGB, LA, interlaced, ...), a size other than the sequence's, a result label above
+    K or a multi-object greyscale GT. The general path applies the same rules and raises the error naming the file.
+    Both files are still read and checked complete first, so a missing or truncated file fails here as there.
+    """
+    gt_data, result_data = read_png_bytes(gt_path), read_png_bytes(result_path)
+    if _kernels is None or layout not in DAVIS_LAYOUTS:
+        return None
+    gt, result = png_rows(gt_data), png_rows(result_data)
+    height, width = shape
+    if (gt is None or result is None or (gt.height, gt.width) != (height, width)
+            or (result.height, result.width) != (height, width)):
+        return None
+    decoded = _kernels.png_counts(gt.rows, result.rows, width, height, num_objects, radius,
+                                  1 if layout == "davis2016" else 0)
+    if decoded is None:
+        return None
+    counts, gt_highest, result_highest = decoded
+    if result_highest > num_objects or (layout == "davis2017" and gt.mode != "P" and gt_highest > 1):
+        return None
+    return counts
+
+
 @dataclass(frozen=True)
 class SequencePlan:
     """One sequence's objects, frame size and the file pairs of its scored frames."""
@@ -91,7 +123,7 @@ class SequencePlan:
     shape: tuple[int, int]
     frames: tuple[str, ...]
     gt_paths: tuple[Path, ...]
-    result_paths: tuple[Path, ...]
+    result_paths: tuple[str, ...]
     # per object, the positions in `frames` it is scored on; None: every frame (DAVIS: every object starts at 0)
     object_frames: tuple[tuple[int, ...], ...] | None = None
 
@@ -116,15 +148,38 @@ def unknown_sequence_folders(dataset: Dataset, results_dir: Path) -> list[str]:
     return unknown
 
 
-def _unknown_result_frames(result_folder: Path, frames: list[str]) -> None:
-    """Warn about result PNGs named after no frame of the sequence (not scored: a naming mistake, usually)."""
+def _result_frames(result_folder: Path, frames: list[str]) -> set[str]:
+    """The frames that have a result PNG in result_folder (one directory scan, no stat per frame); warns about
+    result PNGs named after no frame of the sequence (not scored: a naming mistake, usually)."""
     known = set(frames)
-    unknown = sorted((entry.name for entry in result_folder.iterdir()
-                      if entry.suffix.lower() == ".png" and not entry.name.startswith(".")
-                      and (entry.suffix != ".png" or entry.stem not in known)), key=natural_key)
+    present: set[str] = set()
+    unknown: list[str] = []
+    with os.scandir(result_folder) as entries:
+        for entry in entries:
+            stem, suffix = os.path.splitext(entry.name)
+            if suffix.lower() != ".png" or entry.name.startswith("."):
+                continue
+            if suffix == ".png" and stem in known:
+                if entry.is_file():
+                    present.add(stem)
+            else:
+                unknown.append(entry.name)
     if unknown:
+        unknown.sort(key=natural_key)
         log.warning("%s: %d PNG(s) are named after no frame of the sequence and are not scored: %s (frames are "
                     "named %s ... %s)", result_folder, len(unknown), _listing(unknown), frames[0], frames[-1])
+    return present
+
+
+def first_frame_objects(video: Any) -> tuple[tuple[int, int], int]:
+    """(H, W) and K of a DAVIS sequence from its first annotation, read by the decoder and rules of every scored
+    ground-truth frame; scoring reads no JPEG (nor does the official toolkit)."""
+    path = video.first_annotation
+    labels = read_gt_labels(path, video.layout, None)
+    num_objects = int(labels.max(initial=0))
+    if num_objects == 0:
+        raise InputError(path, "first-frame annotation contains no object")
+    return (int(labels.shape[0]), int(labels.shape[1])), num_objects
 
 
 def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePlan:
@@ -143,25 +198,24 @@ def plan_sequence(dataset: Dataset, name: str, results_dir: Path) -> SequencePla
     if len(names) < 3:
         raise InputError(video.frame_paths[0].parent, f"sequence '{video.name}' has {len(names)} frame(s): "
                          "the first and last are not scored, so nothing is left to evaluate")
-    first_labels, num_objects = read_first_mask(video)
+    shape, num_objects = first_frame_objects(video)
     result_folder = results_dir / video.name
     if not result_folder.is_dir():
         raise InputError(result_folder, f"result folder of sequence '{video.name}' is missing")
-    _unknown_result_frames(result_folder, names)
+    present = _result_frames(result_folder, names)
     annotation_folder = video.annotation_folder or dataset.root / "Annotations" / dataset.resolution / video.name
     scored = tuple(names[1:-1])
     gt_paths: list[Path] = []
-    result_paths: list[Path] = []
+    result_paths: list[str] = []
+    folder = str(result_folder)
     for frame in scored:
         gt_path = video.annotation_paths.get(frame)
         if gt_path is None:
             raise InputError(annotation_folder / f"{frame}.png", "ground-truth annotation of a scored frame is missing")
-        result_path = result_folder / f"{frame}.png"
-        if not result_path.is_file():
-            raise InputError(result_path, "result frame is missing")
+        if frame not in present:
+            raise InputError(result_folder / f"{frame}.png", "result frame is missing")
         gt_paths.append(gt_path)
-        result_paths.append(result_path)
-    shape = (int(first_labels.shape[0]), int(first_labels.shape[1]))
+        result_paths.append(os.path.join(folder, f"{frame}.png"))
     return SequencePlan(video.name, video.layout, num_objects, shape, scored, tuple(gt_paths), tuple(result_paths))
 
 
@@ -180,7 +234,7 @@ def plan_late_sequence(dataset: Any, name: str, results_dir: Path) -> SequencePl
     result_folder = results_dir / video.name
     if not result_folder.is_dir():
         raise InputError(result_folder, f"result folder of sequence '{video.name}' is missing")
-    _unknown_result_frames(result_folder, names)
+    present = _result_frames(result_folder, names)
     scored = [index for index in video.scored_frames if any(index > start for start in starts.values())]
     object_frames = tuple(tuple(position for position, index in enumerate(scored)
                                 if obj in starts and index > starts[obj])
@@ -189,12 +243,11 @@ def plan_late_sequence(dataset: Any, name: str, results_dir: Path) -> SequencePl
     if unscored:
         log.warning("%s: object(s) %s have no ground truth after their start frame and are not scored", video.name,
                     unscored)
-    result_paths: list[Path] = []
+    result_paths: list[str] = []
     for index in scored:
-        result_path = result_folder / f"{names[index]}.png"
-        if not result_path.is_file():
-            raise InputError(result_path, "result frame is missing")
-        result_paths.append(result_path)
+        if names[index] not in present:
+            raise InputError(result_folder / f"{names[index]}.png", "result frame is missing")
+        result_paths.append(os.path.join(str(result_folder), f"{names[index]}.png"))
     shape = frame_size(video.frame_paths[0])
     gt_paths = tuple(video.annotation_paths[names[index]] for index in scored)
     return SequencePlan(video.name, video.layout, num_objects, (int(shape[0]), int(shape[1])),
