@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from stg.datasets.images import read_label_png
 from stg.errors import InputError
@@ -39,6 +38,8 @@ def _read_values(path: Path) -> tuple[np.ndarray, str]:
     """Raw pixel values and PIL mode of a PNG (checked complete) or BMP mask."""
     if Path(path).suffix.lower() != ".bmp":
         return read_label_png(path)
+    from PIL import Image
+
     try:
         with Image.open(path) as image:
             image.load()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import math
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -151,6 +150,8 @@ def _start_forkserver(processes: int) -> None:
     """Start the forkserver now, when workers will need one, so that its imports (about 0.1 s) overlap
     with planning."""
     if processes > 1 and _worker_context().get_start_method() == "forkserver":
+        import multiprocessing.forkserver  # only then: its imports (tempfile, ...) are start-up time otherwise
+
         multiprocessing.forkserver.ensure_running()
 
 
