@@ -92,12 +92,12 @@ def fast_pair_counts(gt_path: Path | str, result_path: Path | str, layout: str, 
     """One scored DAVIS frame's per-object pixel counts (stg.metrics._kernels.png_counts), decoded from both PNGs'
     rows straight to runs; None where the general path must read the frame: no compiled kernel, a PNG the fast
     decoder does not take (16-bit, RGB, LA, interlaced, ...), a size other than the sequence's, a result label above
-    K or a multi-object greyscale GT. The general path applies the same rules and raises the error naming the file.
-    Both files are still read and checked complete first, so a missing or truncated file fails here as there.
+    K or a multi-object greyscale GT. The general path applies the same rules and raises the error naming the file; a
+    missing or truncated file fails here as there.
     """
-    gt_data, result_data = read_png_bytes(gt_path), read_png_bytes(result_path)
     if _kernels is None or layout not in DAVIS_LAYOUTS:
         return None
+    gt_data, result_data = read_png_bytes(gt_path), read_png_bytes(result_path)
     gt, result = png_rows(gt_data), png_rows(result_data)
     height, width = shape
     if (gt is None or result is None or (gt.height, gt.width) != (height, width)
