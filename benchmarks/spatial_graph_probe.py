@@ -9,6 +9,8 @@ stg.train.graph samples them) and Q from the warp store, and prints the mean J o
 - spatial: Eq. 6's choice after l spatial updates with the node features of `--weights` (ImageNet when
   omitted), at each `--thresholds` level;
 - with `--join-iou`: the same when only proposals with IoU(b_v, p) >= the level join the graph;
+- with `--q-join`: the same (thr 0.5) when, of those, only the nodes whose mask overlaps Q by IoU >= the level are
+  connected (the others keep their own masks and stay selectable);
 - the graph's size and its edge weights (mean W over v != u, and the share of the mean weight that goes to
   proposals whose own mask is poor, J < 0.5).
 
@@ -99,6 +101,18 @@ def probe(args: argparse.Namespace) -> dict[str, list[float]]:
                     updated = states > level
                     pick = select(selection_scores(updated, predicted, q_binary), video.scores[rows][members])
                     add(f"spatial@{level}{suffix}", mask_j(updated[pick], truth))
+                q_overlap = np.array([mask_j(binary[m], q_binary) for m in members])
+                for q_join in args.q_join:  # only members agreeing with Q are connected; the rest keep their masks
+                    connected = q_overlap >= q_join
+                    states = masks[members].astype(np.float32)
+                    if connected.sum() > 1:
+                        states[connected] = spatial_update(states[connected],
+                                                           weights[np.ix_(members[connected], members[connected])],
+                                                           args.iterations)
+                    updated = states > 0.5
+                    pick = select(selection_scores(updated, predicted, q_binary), video.scores[rows][members])
+                    add(f"spatial@0.5{suffix} q>={q_join}", mask_j(updated[pick], truth))
+                    add(f"connected{suffix} q>={q_join}", int(connected.sum()))
     return figures
 
 
@@ -115,6 +129,8 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.2])
     parser.add_argument("--join-iou", type=float, nargs="+", default=[0.0],
                         help="a proposal joins the graph only if IoU(b_v, p) reaches this (0: any overlap, METHOD.md)")
+    parser.add_argument("--q-join", type=float, nargs="+", default=[],
+                        help="also: connect only the nodes whose mask overlaps Q by IoU >= this (thr 0.5)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     start = time.perf_counter()
