@@ -176,3 +176,11 @@ def test_png_counts_leave_unknown_filter_types_to_the_reader_and_check_sizes() -
         _kernels.png_counts(rows, bytes(4), 2, 1, 1, 1, 0)
     with pytest.raises(ValueError, match="num_objects"):
         _kernels.png_counts(rows, rows, 2, 1, 255, 1, 0)
+
+
+def test_keep_freed_memory_applies_where_glibc_is() -> None:
+    import platform
+
+    from stg.metrics.evaluation import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
