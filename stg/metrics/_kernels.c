@@ -518,59 +518,16 @@ static PyObject *counts_list(long long (*counts)[7], int num_objects) {
     return result;
 }
 
-/* object_counts(gt, res, width, height, num_objects, radius) -> list of (intersection, GT area, result area,
- * GT boundary pixels, result boundary pixels, result boundary pixels near the GT boundary, GT boundary pixels
- * near the result boundary) for objects 1..K. Label maps are uint8, row-major; labels above K count as no
- * object. */
-static PyObject *object_counts(PyObject *self, PyObject *args) {
-    (void)self;
+/* Both entry points below: two frames (label maps, or the inflated rows of two PNGs) -> runs -> counts of objects
+ * 1..K. Label maps count their values as labels; PNG rows also return both frames' highest values (the caller
+ * rejects a frame by them), or None for an unknown filter type. */
+static PyObject *counts_of_frames(PyObject *args, int png) {
     Py_buffer gt_buffer, res_buffer;
     Py_ssize_t width, height;
-    int num_objects, radius;
-    if (!PyArg_ParseTuple(args, "y*y*nnii", &gt_buffer, &res_buffer, &width, &height, &num_objects, &radius))
-        return NULL;
-    PyObject *result = NULL;
-    long long counts[254][7];
-    uint8_t label_of[256];
-    Runs gt = {0}, res = {0};
-    int failed = 0;
-    if (check_counting_args(width, height, num_objects, radius)) goto done;
-    if (gt_buffer.len != width * height || res_buffer.len != width * height) {
-        PyErr_SetString(PyExc_ValueError, "label maps do not match width and height");
-        goto done;
-    }
-    labels_up_to(num_objects, label_of);
-    Py_BEGIN_ALLOW_THREADS
-    failed = runs_init(&gt, width, height) || runs_init(&res, width, height) ||
-             runs_of_labels(&gt, gt_buffer.buf) || runs_of_labels(&res, res_buffer.buf) ||
-             count_objects(&gt, &res, label_of, label_of, num_objects, radius, counts);
-    Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = counts_list(counts, num_objects);
-done:
-    runs_free(&gt);
-    runs_free(&res);
-    PyBuffer_Release(&gt_buffer);
-    PyBuffer_Release(&res_buffer);
-    return result;
-}
-
-/* png_counts(gt_rows, res_rows, width, height, num_objects, radius, gt_rule) -> (object_counts' list, highest GT
- * value, highest result value), or None when a row uses an unknown filter type. The rows are the inflated image
- * data of two 8-bit single-channel PNGs (a filter byte per row), decoded here straight to runs. Result values
- * above K count as no object (the caller rejects the frame by the highest value). gt_rule 0: GT values are
- * labels (void 255 and values above K: no object); 1: DAVIS 2016's 0/255 masks, foreground above 127, or 0/1
- * when no value exceeds 1. */
-static PyObject *png_counts(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer gt_buffer, res_buffer;
-    Py_ssize_t width, height;
-    int num_objects, radius, gt_rule;
-    if (!PyArg_ParseTuple(args, "y*y*nniii", &gt_buffer, &res_buffer, &width, &height, &num_objects, &radius,
-                          &gt_rule))
+    int num_objects, radius, gt_rule = 0;
+    if (png ? !PyArg_ParseTuple(args, "y*y*nniii", &gt_buffer, &res_buffer, &width, &height, &num_objects, &radius,
+                                &gt_rule)
+            : !PyArg_ParseTuple(args, "y*y*nnii", &gt_buffer, &res_buffer, &width, &height, &num_objects, &radius))
         return NULL;
     PyObject *result = NULL;
     long long counts[254][7];
@@ -578,14 +535,16 @@ static PyObject *png_counts(PyObject *self, PyObject *args) {
     Runs gt = {0}, res = {0};
     int status = 0, gt_max = 0, res_max = 0;
     if (check_counting_args(width, height, num_objects, radius)) goto done;
-    if (gt_buffer.len != height * (width + 1) || res_buffer.len != height * (width + 1)) {
-        PyErr_SetString(PyExc_ValueError, "filtered rows do not match width and height");
+    Py_ssize_t size = height * (png ? width + 1 : width);
+    if (gt_buffer.len != size || res_buffer.len != size) {
+        PyErr_SetString(PyExc_ValueError, png ? "filtered rows do not match width and height"
+                                              : "label maps do not match width and height");
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     status = runs_init(&gt, width, height) || runs_init(&res, width, height) ? -1 : 0;
-    if (status == 0) status = runs_of_png_rows(&gt, gt_buffer.buf);
-    if (status == 0) status = runs_of_png_rows(&res, res_buffer.buf);
+    if (status == 0) status = png ? runs_of_png_rows(&gt, gt_buffer.buf) : runs_of_labels(&gt, gt_buffer.buf);
+    if (status == 0) status = png ? runs_of_png_rows(&res, res_buffer.buf) : runs_of_labels(&res, res_buffer.buf);
     if (status == 0) {
         gt_max = max_value(&gt);
         res_max = max_value(&res);
@@ -603,10 +562,8 @@ static PyObject *png_counts(PyObject *self, PyObject *args) {
         result = Py_None;
         Py_INCREF(result);
     } else {
-        PyObject *list = counts_list(counts, num_objects);
-        if (list != NULL) {
-            result = Py_BuildValue("(Nii)", list, gt_max, res_max);
-        }
+        result = counts_list(counts, num_objects);
+        if (png && result != NULL) result = Py_BuildValue("(Nii)", result, gt_max, res_max);
     }
 done:
     runs_free(&gt);
@@ -614,6 +571,26 @@ done:
     PyBuffer_Release(&gt_buffer);
     PyBuffer_Release(&res_buffer);
     return result;
+}
+
+/* object_counts(gt, res, width, height, num_objects, radius) -> list of (intersection, GT area, result area,
+ * GT boundary pixels, result boundary pixels, result boundary pixels near the GT boundary, GT boundary pixels
+ * near the result boundary) for objects 1..K. Label maps are uint8, row-major; labels above K count as no
+ * object. */
+static PyObject *object_counts(PyObject *self, PyObject *args) {
+    (void)self;
+    return counts_of_frames(args, 0);
+}
+
+/* png_counts(gt_rows, res_rows, width, height, num_objects, radius, gt_rule) -> (object_counts' list, highest GT
+ * value, highest result value), or None when a row uses an unknown filter type. The rows are the inflated image
+ * data of two 8-bit single-channel PNGs (a filter byte per row), decoded here straight to runs. Result values
+ * above K count as no object (the caller rejects the frame by the highest value). gt_rule 0: GT values are
+ * labels (void 255 and values above K: no object); 1: DAVIS 2016's 0/255 masks, foreground above 127, or 0/1
+ * when no value exceeds 1. */
+static PyObject *png_counts(PyObject *self, PyObject *args) {
+    (void)self;
+    return counts_of_frames(args, 1);
 }
 
 /* keep_freed_memory() -> True where the C library's allocator was told to keep freed memory (glibc), else False.

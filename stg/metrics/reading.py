@@ -18,12 +18,7 @@ import numpy as np
 from stg.datasets import VOID_LABEL, Dataset, frame_size, read_annotation
 from stg.datasets.images import natural_key, read_label_png
 from stg.errors import InputError
-from stg.metrics.decode import png_rows, read_labels_once, read_png_bytes
-
-try:
-    from stg.metrics import _kernels
-except ImportError:  # built without a C compiler: frames are decoded to label maps, then counted
-    _kernels = None
+from stg.metrics.decode import _kernels, png_rows, read_labels_once, read_png_bytes  # _kernels: None unbuilt
 
 log = logging.getLogger(__name__)
 DAVIS_LAYOUTS = ("davis2017", "davis2016")
