@@ -35,6 +35,9 @@ METHOD_CHAINS["graph"] = ["flow", "warp", "detect", "segment", "graph"]
 # Settings that shape the run plan, not any one store: kept out of the keys (a 2-pass run's first pass
 # shares every store with the 1-pass run).
 PLAN_ONLY = {"passes"}
+# Settings added after stores existed whose value here leaves the stage's output as it was: at that value they stay
+# out of the key, so the stores made before them stay valid.
+NEUTRAL_VALUES: dict[str, dict[str, Any]] = {"graph": {"min_fragment": 0.0}}
 # Refinement passes (stages.graph.passes): pass k > 1 re-runs these stages, the warp warping pass k-1's
 # label maps one step (source previous_pass). Pass k's nodes are named '<stage>@<k>'; stores keep the
 # path cache/<ds>/<stage>/<key>/<video>.zarr (the key differs because the upstream differs).
@@ -122,7 +125,9 @@ def layout_stage_defaults(layout: str) -> dict[str, Any]:
 def semantic_settings(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that determine a stage's output: the chosen backend's only (a union's: its members' too),
     no execution or plan knobs."""
-    settings = {k: v for k, v in settings.items() if k not in EXECUTION_ONLY and k not in PLAN_ONLY}
+    neutral = NEUTRAL_VALUES.get(stage, {})
+    settings = {k: v for k, v in settings.items() if k not in EXECUTION_ONLY and k not in PLAN_ONLY
+                and not (k in neutral and v == neutral[k])}
     backend = settings.get("backend")
     if backend is not None:
         backend_names = {k for k, v in settings.items() if isinstance(v, dict)}

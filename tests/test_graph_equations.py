@@ -341,3 +341,49 @@ def test_motion_source_flow_predicts_the_box_of_q_and_falls_back_to_eq2_where_q_
     np.testing.assert_array_equal(predicted["flow"], [20, 14, 30, 34])
     np.testing.assert_array_equal(predicted["boxes"], [10, 10, 20, 30])  # one box: Eq. 2 keeps it
     np.testing.assert_array_equal(predicted["flow without Q"], predicted["boxes"])
+
+
+# ---------------------------------------------------------------- detached fragments (min_fragment)
+
+def test_drop_fragments_keeps_components_of_comparable_size():
+    from stg.graph.fragments import drop_fragments
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:25, 5:25] = True    # the object: 400 px
+    mask[5:25, 27:37] = True   # the other side of an occluder: 200 px (50 %)
+    mask[30:35, 50:55] = True  # a leak: 25 px (6 %)
+    np.testing.assert_array_equal(drop_fragments(mask, 0.0), mask)
+    kept = drop_fragments(mask, 0.1)
+    expected = mask.copy()
+    expected[30:35, 50:55] = False
+    np.testing.assert_array_equal(kept, expected)
+    only_largest = drop_fragments(mask, 0.6)
+    assert only_largest.sum() == 400 and only_largest[5:25, 5:25].all()
+    diagonal = np.eye(6, dtype=bool)  # 8-connected: one component
+    np.testing.assert_array_equal(drop_fragments(diagonal, 0.9), diagonal)
+    assert not drop_fragments(np.zeros((4, 4), bool), 0.5).any()
+
+
+def test_tracker_drops_a_detached_leak_before_it_becomes_q():
+    """The chosen proposal's mask holds the object and a small far blob: min_fragment removes the blob from the result
+    (and so from the next frame's p and Q); 0 keeps the mask as selected."""
+    from stg.graph.settings import GraphSettings
+    from stg.graph.tracker import GraphTracker, Proposals
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    truth = np.zeros((64, 64), bool)
+    truth[10:40, 10:30] = True
+    leaky = truth.copy()
+    leaky[50:54, 50:54] = True
+    proposals = Proposals(np.array([[10, 10, 54, 54]], np.float32), np.ones(1, np.float32),
+                          leaky[None].astype(np.float32))
+    results = {}
+    for fraction in (0.0, 0.1):
+        settings = GraphSettings.from_dict({"temporal": False, "spatial": False, "proposals": "cached",
+                                            "min_fragment": fraction})
+        tracker = GraphTracker(settings, None, 1)
+        tracker.start(image, truth.astype(np.uint8))
+        results[fraction] = tracker.step(1, image, proposals, truth[None].astype(np.float32))
+    np.testing.assert_array_equal(results[0.0].labels == 1, leaky)
+    np.testing.assert_array_equal(results[0.1].labels == 1, truth)
+    np.testing.assert_array_equal(results[0.1].boxes[0], [10, 10, 30, 40])

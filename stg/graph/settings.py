@@ -43,6 +43,7 @@ class GraphSettings(StageSettings):
     memory_values: str                  # value maps: the selected masks M^_r (METHOD.md) | the final refined masks
     proposals: str                      # cached (segment store) | online (segmented in the frame loop with Q_t)
     q_boxes: bool                       # online: each object's own Q_t box is a proposal too
+    min_fragment: float                 # result components below this fraction of the largest are dropped (0: off)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GraphSettings:

@@ -16,6 +16,7 @@ import torch
 from stg.features.base import FeatureBackend
 from stg.graph.boxes import EMPTY_BOX, expand_box, mask_box
 from stg.graph.crops import Window, crop, crop_resize, paste
+from stg.graph.fragments import drop_fragments
 from stg.graph.labels import resolve_labels
 from stg.graph.motion import assign_proposals, graph_owners, predict_box
 from stg.graph.selection import select, selection_scores
@@ -166,6 +167,7 @@ class GraphTracker:
                 selected = mask
                 state, mask, key_window = self._temporal(image, obj, mask)
                 memory_items[obj] = (selected, key_window)
+            mask = drop_fragments(mask, s.min_fragment)
             finals[obj], soft[obj] = mask, np.where(mask, state, 0.0)
 
         if starting.any():  # the seed is ground truth: its pixels belong to the objects it starts

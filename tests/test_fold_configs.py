@@ -1,0 +1,71 @@
+"""The check fold's config files (benchmarks/fold/) stay valid, and the inner fold splits foldtrain without overlap."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stg.config import DEFAULT_CONFIG_PATH, deep_merge, plan_run, validate_config
+
+FOLD = Path(__file__).resolve().parents[1] / "benchmarks" / "fold"
+
+
+def _layered(*names: str) -> dict:
+    config = yaml.safe_load(Path(DEFAULT_CONFIG_PATH).read_text())
+    for name in names:
+        config = deep_merge(config, yaml.safe_load((FOLD / name).read_text()))
+    return config
+
+
+@pytest.mark.parametrize("layers", [("config.yaml",), ("config.yaml", "shipped.yaml"), ("config.yaml", "inner.yaml"),
+                                    ("config.yaml", "lite0.yaml")])
+def test_fold_configs_validate(layers):
+    validate_config(_layered(*layers), " + ".join(layers))
+
+
+def test_table4_rows_differ_from_the_baseline_by_their_component_only():
+    """Eq. 6's lambdas are the same in every row of the lambda-0.5 table, so a row's change is its component's."""
+    config = _layered("config.yaml")
+    rows = ["fold-greedy", "fold-motion-l5", "fold-spatial-trained-l5", "fold-full-trained-l5",
+            "fold-full-trained-ol-l5"]
+    graphs = [deep_merge(config["stages"]["graph"], config["variants"][row]["stages"]["graph"]) for row in rows]
+    assert {(g["lambda1"], g["lambda2"]) for g in graphs} == {(0.5, 0.5)}
+    switched = [(g["motion"], g["spatial"], g["temporal"]) for g in graphs]
+    assert switched == [(False, False, False), (True, False, False), (True, True, False), (True, True, True),
+                        (True, True, True)]
+
+
+def _inner_module():
+    spec = importlib.util.spec_from_file_location("make_inner_fold", FOLD / "make_inner_fold.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inner_fold_halves_foldtrain_by_sorted_video_order():
+    inner = _inner_module()
+    lines = [f"/JPEGImages/480p/{video}/{frame:05d}.jpg /Annotations/480p/{video}/{frame:05d}.png"
+             for video in ("d", "a", "c", "b", "e") for frame in range(2)]
+    splits = inner.inner_splits(lines)
+    assert sorted({inner.video_of(line) for line in splits["innertrain"]}) == ["a", "c", "e"]
+    assert sorted({inner.video_of(line) for line in splits["innercheck"]}) == ["b", "d"]
+    assert sorted(splits["innertrain"] + splits["innercheck"]) == sorted(lines)
+
+
+def test_inner_fold_rows_read_models_trained_on_innertrain(tmp_path):
+    """An inner-fold row's segmenter and graph features learn from innertrain only, never from its check half."""
+    config = _layered("config.yaml", "inner.yaml")
+    root = tmp_path / "inner"
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    for split, video in (("innertrain", "a"), ("innercheck", "b")):
+        (root / "ImageSets" / "480p" / f"{split}.txt").write_text(
+            f"/JPEGImages/480p/{video}/00000.jpg /Annotations/480p/{video}/00000.png\n")
+    config["datasets"]["davis16in"]["root"] = str(root)
+    plan = plan_run(config, "davis16in", "innercheck", "fold-full-trained-l5")
+    assert set(plan.models) == {"segmenter", "graph"}
+    for model in plan.models.values():
+        assert [(entry["dataset"], entry["split"], entry["videos"]) for entry in model.data] == [
+            ("davis16in", "innertrain", ["a"])]
