@@ -26,16 +26,23 @@ def test_fold_configs_validate(layers):
     validate_config(_layered(*layers), " + ".join(layers))
 
 
-def test_table4_rows_differ_from_the_baseline_by_their_component_only():
-    """Eq. 6's lambdas are the same in every row of the lambda-0.5 table, so a row's change is its component's."""
-    config = _layered("config.yaml")
-    rows = ["fold-greedy", "fold-motion-l5", "fold-spatial-trained-l5", "fold-full-trained-l5",
-            "fold-full-trained-ol-l5"]
-    graphs = [deep_merge(config["stages"]["graph"], config["variants"][row]["stages"]["graph"]) for row in rows]
-    assert {(g["lambda1"], g["lambda2"]) for g in graphs} == {(0.5, 0.5)}
+@pytest.mark.parametrize(("layers", "rows"), [
+    (("config.yaml",), ["fold-greedy-frag25", "fold-motion-l5-frag25", "fold-spatial-trained-l5-frag25",
+                        "fold-full-trained-l5-frag25", "fold-full-trained-ol-l5-frag25"]),
+    ((), ["baseline", "motion", "spatial", "temporal", "temporal-ol"]),
+])
+def test_table4_rows_differ_by_their_component_only(layers, rows):
+    """Eq. 6's lambdas and min_fragment are the same in every row, so a row's change is its component's."""
+    config = _layered(*layers)
+    graphs = [deep_merge(config["stages"]["graph"], config["variants"][row].get("stages", {}).get("graph", {}))
+              for row in rows]
+    assert {(g["lambda1"], g["lambda2"], g["min_fragment"]) for g in graphs} == {(0.5, 0.5, 0.25)}
     switched = [(g["motion"], g["spatial"], g["temporal"]) for g in graphs]
     assert switched == [(False, False, False), (True, False, False), (True, True, False), (True, True, True),
                         (True, True, True)]
+    online = [config["variants"][row].get("stages", {}).get("segment", {}).get("deeplab", {})
+              .get("online_learning", {}).get("steps", 0) for row in rows]
+    assert [steps > 0 for steps in online] == [False] * 4 + [True]
 
 
 def _inner_module():

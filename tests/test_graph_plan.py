@@ -86,7 +86,7 @@ def test_graph_settings_change_only_graph_keys(config, proposals, upstream):
     base = plan_run(config, "demo", "val", "temporal")
     assert [n for n in base.nodes if n != "graph"] == list(upstream)
     changed = copy.deepcopy(config)
-    changed["stages"]["graph"]["lambda1"] = 0.3
+    changed["stages"]["graph"]["q_threshold"] = 0.3
     other = plan_run(changed, "demo", "val", "temporal")
     assert all(other.keys[s] == base.keys[s] for s in upstream)
     assert other.keys["graph"] != base.keys["graph"]
