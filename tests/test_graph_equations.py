@@ -387,3 +387,15 @@ def test_tracker_drops_a_detached_leak_before_it_becomes_q():
     np.testing.assert_array_equal(results[0.0].labels == 1, leaky)
     np.testing.assert_array_equal(results[0.1].labels == 1, truth)
     np.testing.assert_array_equal(results[0.1].boxes[0], [10, 10, 30, 40])
+
+
+def test_cut_weak_edges_by_hand_and_its_effect_on_eqs_4_5():
+    from stg.graph.spatial import cut_weak_edges
+
+    weights = np.array([[0.0, 0.8, 0.3], [0.8, 0.0, 0.5], [0.3, 0.5, 0.0]])
+    np.testing.assert_array_equal(cut_weak_edges(weights, 0.0), weights)
+    np.testing.assert_array_equal(cut_weak_edges(weights, 0.5), [[0, 0.8, 0], [0.8, 0, 0.5], [0, 0.5, 0]])
+    states = np.array([[1.0], [0.0], [0.0]])
+    # node 0: (1 + 0.8 * 0) / 1.8; node 1: (0 + 0.8 * 1 + 0.5 * 0) / 2.3; node 2 no longer hears node 0
+    updated = spatial_update(states, cut_weak_edges(weights, 0.5), 1)
+    np.testing.assert_allclose(updated[:, 0], [1 / 1.8, 0.8 / 2.3, 0.0], rtol=1e-6)

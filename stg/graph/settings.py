@@ -29,6 +29,7 @@ class GraphSettings(StageSettings):
     spatial_iterations: int             # l of Eqs. 4-5
     join_iou: float                     # a proposal is a node (greedy: a candidate) only if IoU(b_v, p) >= join_iou
     alpha: float                        # Eq. 3
+    edge_threshold: float               # edges with W_vu below this are cut (0: fully connected, as the paper)
     beta: float
     threshold: float                    # thr of M^ = (h > thr), spatial and temporal
     lambda1: float                      # Eq. 6

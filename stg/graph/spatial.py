@@ -33,6 +33,12 @@ def edge_weights(features: np.ndarray, boxes: np.ndarray, alpha: float = 0.7, be
     return weights
 
 
+def cut_weak_edges(weights: np.ndarray, threshold: float) -> np.ndarray:
+    """W with every edge below `threshold` removed (0: Eq. 3's fully connected graph), so a node shares its mask
+    only with the proposals it resembles."""
+    return np.where(weights >= threshold, weights, 0.0) if threshold > 0 else weights
+
+
 def spatial_update(states: np.ndarray, weights: np.ndarray, iterations: int = 2) -> np.ndarray:
     """Eqs. 4-5 iterated with W fixed: h_v' = ((1 - W_vv) h_v + sum_u W_vu h_u) / (1 + sum_u W_vu).
 

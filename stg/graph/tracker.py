@@ -21,7 +21,7 @@ from stg.graph.labels import resolve_labels
 from stg.graph.motion import assign_proposals, graph_owners, predict_box
 from stg.graph.selection import select, selection_scores
 from stg.graph.settings import GraphSettings
-from stg.graph.spatial import edge_weights, spatial_update
+from stg.graph.spatial import cut_weak_edges, edge_weights, spatial_update
 from stg.graph.temporal import TemporalMemory, temporal_message, temporal_update
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ class GraphTracker:
         if s.spatial and len(rows) > 1 and s.spatial_iterations > 0:
             vectors = np.stack([features[int(r)] for r in rows])
             weights = edge_weights(vectors, proposals.boxes[rows], s.alpha, s.beta)
+            weights = cut_weak_edges(weights, s.edge_threshold)
             states = spatial_update(states, weights, s.spatial_iterations)
         return states, states > s.threshold, rows
 
