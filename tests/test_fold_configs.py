@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stg.config import DEFAULT_CONFIG_PATH, deep_merge, plan_run, validate_config
+from stg.config import (
+    DEFAULT_CONFIG_PATH,
+    deep_merge,
+    effective_stages,
+    online_learning_steps,
+    plan_run,
+    validate_config,
+)
 
 FOLD = Path(__file__).resolve().parents[1] / "benchmarks" / "fold"
 
@@ -34,15 +41,13 @@ def test_fold_configs_validate(layers):
 def test_table4_rows_differ_by_their_component_only(layers, rows):
     """Eq. 6's lambdas and min_fragment are the same in every row, so a row's change is its component's."""
     config = _layered(*layers)
-    graphs = [deep_merge(config["stages"]["graph"], config["variants"][row].get("stages", {}).get("graph", {}))
-              for row in rows]
+    stages = [effective_stages(config, row) for row in rows]
+    graphs = [s["graph"] for s in stages]
     assert {(g["lambda1"], g["lambda2"], g["min_fragment"]) for g in graphs} == {(0.5, 0.5, 0.25)}
     switched = [(g["motion"], g["spatial"], g["temporal"]) for g in graphs]
     assert switched == [(False, False, False), (True, False, False), (True, True, False), (True, True, True),
                         (True, True, True)]
-    online = [config["variants"][row].get("stages", {}).get("segment", {}).get("deeplab", {})
-              .get("online_learning", {}).get("steps", 0) for row in rows]
-    assert [steps > 0 for steps in online] == [False] * 4 + [True]
+    assert [online_learning_steps(s["segment"]) > 0 for s in stages] == [False] * 4 + [True]
 
 
 def _inner_module():

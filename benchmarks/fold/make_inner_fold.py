@@ -15,12 +15,8 @@ import argparse
 import os
 from pathlib import Path
 
+from stg.datasets.davis import davis2016_line_video as video_of
 from stg.datasets.splits import read_split_lines
-
-
-def video_of(line: str) -> str:
-    """'/JPEGImages/480p/<video>/00000.jpg /Annotations/...' -> '<video>'."""
-    return line.split()[0].split("/")[3]
 
 
 def inner_splits(lines: list[str]) -> dict[str, list[str]]:

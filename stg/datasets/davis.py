@@ -64,8 +64,7 @@ class Dataset:
         its frame lies in; parsed once, since each video and each planning step looks its lines up."""
         grouped: dict[str, list[tuple[str, ...]]] = {}
         for line in self._parsed_split_lines:
-            parts = tuple(line.split())
-            grouped.setdefault(Path(parts[0]).parent.name, []).append(parts)
+            grouped.setdefault(davis2016_line_video(line), []).append(tuple(line.split()))
         return {name: tuple(lines) for name, lines in grouped.items()}
 
     @cached_property
@@ -126,6 +125,12 @@ class Dataset:
         video = Video(name, self.layout, ordered, annotations, first.parent if first else annotation_dir)
         _ = video.first_annotation
         return video
+
+
+def davis2016_line_video(line: str) -> str:
+    """The sequence of a DAVIS 2016 split-file line ('/JPEGImages/480p/<video>/00000.jpg /Annotations/...'): the
+    folder its frame lies in."""
+    return Path(line.split()[0]).parent.name
 
 
 def open_dataset(root: str | Path, layout: str, split: str, resolution: str = "480p") -> VideoDataset:
