@@ -399,3 +399,76 @@ def test_cut_weak_edges_by_hand_and_its_effect_on_eqs_4_5():
     # node 0: (1 + 0.8 * 0) / 1.8; node 1: (0 + 0.8 * 1 + 0.5 * 0) / 2.3; node 2 no longer hears node 0
     updated = spatial_update(states, cut_weak_edges(weights, 0.5), 1)
     np.testing.assert_allclose(updated[:, 0], [1 / 1.8, 0.8 / 2.3, 0.0], rtol=1e-6)
+
+
+def test_node_support_by_hand_and_a_supported_update_adds_no_neighbour_pixels():
+    from stg.graph.spatial import node_support
+
+    states = np.zeros((2, 4, 5), np.float32)
+    states[0, 1, 1], states[0, 2, 3] = 0.9, 0.2    # tight node: two pixels, box rows 1-2, columns 1-3
+    states[1, 0:4, 0:5] = 0.8                      # near-duplicate spanning the whole image (a leak onto background)
+    assert node_support(states, "image") is None
+    mask = node_support(states, "mask")
+    np.testing.assert_array_equal(mask[0], states[0] > 0)
+    assert mask[1].all()
+    boxed = node_support(states, "box")
+    expected = np.zeros((4, 5), bool)
+    expected[1:3, 1:4] = True
+    np.testing.assert_array_equal(boxed[0], expected)
+    with pytest.raises(ValueError, match="spatial support"):
+        node_support(states, "crop")
+
+    weights = np.array([[0.0, 1.0], [1.0, 0.0]])
+    free = spatial_update(states, weights, 1)
+    # by hand, Eq. 5 with one neighbour of weight 1: h' = (h_v + h_u) / 2
+    np.testing.assert_allclose(free[0], (states[0] + states[1]) / 2, atol=1e-6)
+    for support in ("mask", "box"):
+        inside = node_support(states, support)
+        confined = spatial_update(states, weights, 2, inside)
+        assert not confined[0][~inside[0]].any()               # nothing added outside the tight node's support
+        once = spatial_update(states, weights, 1, inside)
+        np.testing.assert_allclose(once[0][inside[0]], free[0][inside[0]], atol=1e-6)  # inside: Eq. 5 unchanged
+        np.testing.assert_allclose(once[1], free[1], atol=1e-6)  # the wide node's support is the whole image
+
+
+def test_temporal_threshold_binarises_eq_8_only():
+    """temporal_threshold is thr of the temporal graph's result; the proposals keep `threshold` (null: one thr)."""
+    from stg.features.mobilenet import MobileNetV2Features
+    from stg.graph.settings import GraphSettings
+    from stg.graph.tracker import GraphTracker
+
+    image = np.full((64, 64, 3), 128, np.uint8)
+    truth = np.zeros((64, 64), bool)
+    truth[20:40, 20:40] = True
+    features = MobileNetV2Features(node_size=64, device="cpu")
+    results = {}
+    for temporal_threshold in (None, 0.1):
+        settings = GraphSettings.from_dict({"spatial": False, "motion": False, "proposals": "cached",
+                                            "temporal_size": [64, 64], "threshold": 0.9,
+                                            "temporal_threshold": temporal_threshold})
+        tracker = GraphTracker(settings, features, 1)
+        tracker.start(image, truth.astype(np.uint8))
+        results[temporal_threshold] = tracker._temporal(image, 0, truth)[:2]
+    state, mask = results[None]
+    np.testing.assert_array_equal(mask, state > 0.9)
+    np.testing.assert_array_equal(results[0.1][0], state)  # the same Eq. 8 state, binarised at its own thr
+    np.testing.assert_array_equal(results[0.1][1], state > 0.1)
+    assert results[0.1][1].sum() > mask.sum()
+
+
+def test_silence_duplicates_by_hand_and_through_eq_5():
+    from stg.graph.spatial import silence_duplicates
+
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 30]], np.float32)  # 1 duplicates 0 (IoU 0.91)
+    scores = np.array([0.5, 0.9, 0.7], np.float32)
+    weights = np.array([[0.0, 0.9, 0.2], [0.9, 0.0, 0.3], [0.2, 0.3, 0.0]])
+    np.testing.assert_array_equal(silence_duplicates(weights, boxes, scores, 0.0), weights)
+    # NMS in score order keeps 1 (0.9) and 2 (0.7), suppresses 0: its column (edges out of it) goes
+    np.testing.assert_array_equal(silence_duplicates(weights, boxes, scores, 0.6),
+                                  [[0.0, 0.9, 0.2], [0.0, 0.0, 0.3], [0.0, 0.3, 0.0]])
+    np.testing.assert_array_equal(silence_duplicates(weights, boxes, scores, 0.95), weights)  # nothing suppressed
+    states = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    updated = spatial_update(states, silence_duplicates(weights, boxes, scores, 0.6), 1)
+    # node 2 hears node 1 only: (h_2 + 0.3 h_1) / 1.3; node 0 still receives: (h_0 + 0.9 h_1 + 0.2 h_2) / 2.1
+    np.testing.assert_allclose(updated[2], [0.3 / 1.3, 1 / 1.3], atol=1e-6)
+    np.testing.assert_allclose(updated[0], [1.9 / 2.1, 0.2 / 2.1], atol=1e-6)

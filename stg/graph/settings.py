@@ -30,6 +30,8 @@ class GraphSettings(StageSettings):
     join_iou: float                     # a proposal is a node (greedy: a candidate) only if IoU(b_v, p) >= join_iou
     alpha: float                        # Eq. 3
     edge_threshold: float               # edges with W_vu below this are cut (0: fully connected, as the paper)
+    sender_nms: float                   # proposals NMS at this IoU suppresses send no message (0: all send, the paper)
+    spatial_support: str                # where Eqs. 4-5 may change a node: image (the paper) | box | mask (its own)
     beta: float
     threshold: float                    # thr of M^ = (h > thr), spatial and temporal
     lambda1: float                      # Eq. 6
@@ -39,6 +41,7 @@ class GraphSettings(StageSettings):
     temporal_size: tuple[int, int]      # H1 x W1 crops for the key maps
     temporal_margin: float              # crop = B(M) grown by this fraction of its size on every side
     temporal_temperature: float | None  # None: the paper's plain dot product in Eq. 7
+    temporal_threshold: float | None    # thr of Eq. 8's result (None: `threshold`, one thr as the paper)
     memory: str                         # all (the paper) | first_and_window
     memory_window: int
     memory_values: str                  # value maps: the selected masks M^_r (METHOD.md) | the final refined masks

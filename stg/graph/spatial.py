@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stg.graph.boxes import box_iou_matrix
+from stg.graph.boxes import box_iou_matrix, mask_box
+
+SPATIAL_SUPPORTS = ("image", "box", "mask")
 
 if TYPE_CHECKING:
     import torch
@@ -39,12 +41,53 @@ def cut_weak_edges(weights: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(weights >= threshold, weights, 0.0) if threshold > 0 else weights
 
 
-def spatial_update(states: np.ndarray, weights: np.ndarray, iterations: int = 2) -> np.ndarray:
+def silence_duplicates(weights: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """W without the edges out of proposals that NMS at `iou` suppresses (in score order): they send no message in
+    Eq. 4 but still receive them and stay candidates of Eq. 6. 0: every node sends (the paper's graph).
+
+    The paper's nodes come from a detector with NMS at 0.6; a union of detectors and jittered motion boxes holds
+    near-duplicates, and each copy would otherwise add its vote to the average of Eq. 5.
+    """
+    if iou <= 0 or len(boxes) < 2:
+        return weights
+    from stg.detect.ops import filter_detections
+
+    senders = np.zeros(len(boxes), dtype=bool)
+    senders[filter_detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), -np.inf, iou)] = True
+    return np.where(senders[None, :], weights, 0.0)
+
+
+def node_support(states: np.ndarray, support: str) -> np.ndarray | None:
+    """(N, H, W) bool: where each node's state may change in Eqs. 4-5; None for `image` (everywhere, the paper).
+
+    `mask`: where the node's own mask is non-zero; `box`: inside the box of those pixels (the crop its segmenter saw).
+    A node's neighbours can then re-weigh its own pixels but not add theirs, so a near-duplicate proposal that spans
+    background cannot carry that background into a tight node.
+    """
+    if support not in SPATIAL_SUPPORTS:
+        raise ValueError(f"spatial support must be one of {SPATIAL_SUPPORTS}, got {support!r}")
+    if support == "image":
+        return None
+    own = np.asarray(states) > 0
+    if support == "mask":
+        return own
+    boxed = np.zeros_like(own)
+    for plane, out in zip(own, boxed, strict=True):
+        box = mask_box(plane)
+        if not np.isnan(box[0]):
+            left, top, right, bottom = box.astype(int)
+            out[top:bottom, left:right] = True
+    return boxed
+
+
+def spatial_update(states: np.ndarray, weights: np.ndarray, iterations: int = 2,
+                   support: np.ndarray | None = None) -> np.ndarray:
     """Eqs. 4-5 iterated with W fixed: h_v' = ((1 - W_vv) h_v + sum_u W_vu h_u) / (1 + sum_u W_vu).
 
     `states` is (N, H, W) (or (N, D)) float; returns the states after `iterations` rounds (0: unchanged).
     The sums run over the neighbours u != v, which is all of them since the graph is fully connected
-    and W_vv = 0 (so the self term keeps weight 1).
+    and W_vv = 0 (so the self term keeps weight 1). `support` (`node_support`, same shape as `states`) zeroes each
+    node's state outside it after every round; None: the paper's update everywhere.
     """
     if iterations < 0:
         raise ValueError(f"spatial graph iterations must be >= 0, got {iterations}")
@@ -55,8 +98,11 @@ def spatial_update(states: np.ndarray, weights: np.ndarray, iterations: int = 2)
     h = np.asarray(states, dtype=np.float32)
     flat = h.reshape(len(h), -1)
     mix = ((np.diag(self_weight) + neighbours) / normaliser[:, None]).astype(np.float32)
+    inside = None if support is None else np.asarray(support, dtype=bool).reshape(len(h), -1)
     for _ in range(iterations):
         flat = mix @ flat
+        if inside is not None:
+            flat = np.where(inside, flat, np.float32(0.0))
     return flat.reshape(h.shape)
 
 
@@ -77,7 +123,8 @@ def torch_eye(size: int, like: torch.Tensor) -> torch.Tensor:
     return torch.eye(size, dtype=like.dtype, device=like.device)
 
 
-def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations: int = 2) -> torch.Tensor:
+def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations: int = 2,
+                         support: torch.Tensor | None = None) -> torch.Tensor:
     """Eqs. 4-5 as `spatial_update`, in torch: gradients flow into `weights` (and `states`)."""
     if iterations < 0:
         raise ValueError(f"spatial graph iterations must be >= 0, got {iterations}")
@@ -88,6 +135,9 @@ def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations
     normaliser = 1.0 + neighbours.sum(dim=1)
     mix = (eye * (1.0 - diagonal)[:, None] + neighbours) / normaliser[:, None]
     flat = states.float().reshape(len(states), -1)
+    inside = None if support is None else support.reshape(len(states), -1).to(flat)
     for _ in range(iterations):
         flat = mix @ flat
+        if inside is not None:
+            flat = flat * inside
     return flat.reshape(states.shape)

@@ -21,7 +21,7 @@ from stg.graph.labels import resolve_labels
 from stg.graph.motion import assign_proposals, graph_owners, predict_box
 from stg.graph.selection import select, selection_scores
 from stg.graph.settings import GraphSettings
-from stg.graph.spatial import cut_weak_edges, edge_weights, spatial_update
+from stg.graph.spatial import cut_weak_edges, edge_weights, node_support, silence_duplicates, spatial_update
 from stg.graph.temporal import TemporalMemory, temporal_message, temporal_update
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,8 @@ class GraphTracker:
             vectors = np.stack([features[int(r)] for r in rows])
             weights = edge_weights(vectors, proposals.boxes[rows], s.alpha, s.beta)
             weights = cut_weak_edges(weights, s.edge_threshold)
-            states = spatial_update(states, weights, s.spatial_iterations)
+            weights = silence_duplicates(weights, proposals.boxes[rows], proposals.scores[rows], s.sender_nms)
+            states = spatial_update(states, weights, s.spatial_iterations, node_support(states, s.spatial_support))
         return states, states > s.threshold, rows
 
     def _key_window(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, Window]:
@@ -232,7 +233,8 @@ class GraphTracker:
         keys, values = memory.stacked()
         message = temporal_message(key, keys, values, s.temporal_temperature).cpu().numpy()
         state = temporal_update(mask.astype(np.float32), paste(message, window, mask.shape), len(memory))
-        return state, state > s.threshold, (key, window)
+        threshold = s.threshold if s.temporal_threshold is None else s.temporal_threshold
+        return state, state > threshold, (key, window)
 
     def _value_size(self, key: torch.Tensor) -> tuple[int, int]:
         """Value maps at about the crop size H1 x W1: a whole s x s patch per key location."""
