@@ -39,7 +39,7 @@ PLAN_ONLY = {"passes"}
 # out of the key, so the stores made before them stay valid.
 NEUTRAL_VALUES: dict[str, dict[str, Any]] = {"graph": {
     "min_fragment": 0.0, "edge_threshold": 0.0, "sender_nms": 0.0, "spatial_support": "image",
-    "temporal_threshold": None}}
+    "temporal_threshold": None, "q_source": "final"}}
 # Refinement passes (stages.graph.passes): pass k > 1 re-runs these stages, the warp warping pass k-1's
 # label maps one step (source previous_pass). Pass k's nodes are named '<stage>@<k>'; stores keep the
 # path cache/<ds>/<stage>/<key>/<video>.zarr (the key differs because the upstream differs).

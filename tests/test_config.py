@@ -218,15 +218,15 @@ def test_a_stage_revision_changes_that_stages_keys_only(config):
 
 
 def test_a_neutral_setting_stays_out_of_the_key_until_it_is_used():
-    """min_fragment 0 (edge_threshold 0, sender_nms 0, spatial_support image, temporal_threshold null) leaves the
-    graph's output as before it existed, so the stores made then keep their keys."""
+    """min_fragment 0 (edge_threshold 0, sender_nms 0, spatial_support image, temporal_threshold null, q_source
+    final) leaves the graph's output as before it existed, so the stores made then keep their keys."""
     from stg.config import NEUTRAL_VALUES
 
     settings = {"backend": "mobilenet_v2", "mobilenet_v2": {"key_layer": 14}, "temporal": True}
     neutral = {"min_fragment": 0.0, "edge_threshold": 0.0, "sender_nms": 0.0, "spatial_support": "image",
-               "temporal_threshold": None}
+               "temporal_threshold": None, "q_source": "final"}
     assert NEUTRAL_VALUES["graph"] == neutral
     assert semantic_settings("graph", {**settings, **neutral}) == settings
     assert semantic_settings("graph", {**settings, "min_fragment": 0.1}) == {**settings, "min_fragment": 0.1}
-    used = {"sender_nms": 0.6, "spatial_support": "box", "temporal_threshold": 0.2}
+    used = {"sender_nms": 0.6, "spatial_support": "box", "temporal_threshold": 0.2, "q_source": "selected"}
     assert semantic_settings("graph", {**settings, **neutral, **used}) == {**settings, **used}

@@ -35,12 +35,13 @@ def test_fold_configs_validate(layers):
 
 @pytest.mark.parametrize(("layers", "rows"), [
     (("config.yaml",), ["fold-greedy-frag25", "fold-motion-l5-frag25", "fold-spatial-trained-l5-frag25-nms60",
-                        "fold-full-trained-l5-frag25-nms60", "fold-full-trained-ol-l5-frag25-nms60"]),
+                        "fold-full-trained-l5-frag25-nms60-qsel", "fold-full-trained-ol-l5-frag25-nms60-qsel"]),
     ((), ["baseline", "motion", "spatial", "temporal", "temporal-ol"]),
 ])
 def test_table4_rows_differ_by_their_component_only(layers, rows):
     """Eq. 6's lambdas and min_fragment are the same in every row, so a row's change is its component's; every row
-    with the spatial graph silences near-duplicate senders alike (sender_nms is inert without it)."""
+    with the spatial graph silences near-duplicate senders alike, every row with the temporal graph warps the selected
+    masks into Q (sender_nms and q_source are inert without their graph)."""
     config = _layered(*layers)
     stages = [effective_stages(config, row) for row in rows]
     graphs = [s["graph"] for s in stages]
@@ -50,6 +51,7 @@ def test_table4_rows_differ_by_their_component_only(layers, rows):
                         (True, True, True)]
     assert [online_learning_steps(s["segment"]) > 0 for s in stages] == [False] * 4 + [True]
     assert [g["sender_nms"] for g in graphs] == [0.0, 0.0, 0.6, 0.6, 0.6]
+    assert [g["q_source"] for g in graphs] == ["final"] * 3 + ["selected"] * 2
 
 
 def _inner_module():

@@ -210,3 +210,35 @@ def test_settings_validation():
     with pytest.raises(InputError, match="memory"):
         GraphSettings.from_dict({"memory": "some"})
     assert GraphSettings.from_dict({"temporal_size": [32, 40], "passes": 2, "device": "cpu"}).temporal_size == (32, 40)
+
+
+@pytest.mark.parametrize("q_source", ["final", "selected"])
+def test_q_warps_the_final_or_the_selected_masks(upstream, features, monkeypatch, q_source):
+    """Q_t (what the tracker is given at t) is the warp of frame t-1's final label map, or with `q_source: selected` of
+    the masks Eq. 6 selected there, before the temporal graph changed them."""
+    from stg.flow.store import read_flow
+    from stg.graph.tracker import GraphTracker
+    from stg.warp.ops import one_hot
+    from stg.warp.stage import warp_step
+
+    video, out, labels, num_objects, _ = upstream
+    seen = []
+    step = GraphTracker.step
+
+    def recording_step(self, frame, image, proposals, warped, seed=None):
+        result = step(self, frame, image, proposals, warped, seed)
+        seen.append((warped.copy(), result))
+        return result
+
+    monkeypatch.setattr(GraphTracker, "step", recording_step)
+    settings = {"temporal_size": [64, 64], "threshold": 0.9, "q_source": q_source}
+    store, _ = run_graph(upstream, settings, f"q-{q_source}.zarr", features=features)
+    flow, warp = open_store(out / "flow.zarr", "flow"), open_store(out / "warp.zarr", "warp")
+    assert any((result.selected != result.labels).any() for _, result in seen)  # the temporal graph changed masks
+    for t in range(2, len(labels)):
+        previous = seen[t - 2][1]
+        source = previous.labels if q_source == "final" else previous.selected
+        expected, _ = warp_step(one_hot(source, num_objects), read_flow(flow, "backward", t - 1),
+                                read_flow(flow, "forward", t - 1), dict(warp.attrs["settings"]))
+        np.testing.assert_array_equal(seen[t - 1][0], expected)
+    np.testing.assert_array_equal(store["labels"][1:], np.stack([result.labels for _, result in seen]))

@@ -44,6 +44,7 @@ class GraphSettings(StageSettings):
     temporal_threshold: float | None    # thr of Eq. 8's result (None: `threshold`, one thr as the paper)
     memory: str                         # all (the paper) | first_and_window
     memory_window: int
+    q_source: str                       # Q_t warps the previous final masks | the selected ones (before Eqs. 7-8)
     memory_values: str                  # value maps: the selected masks M^_r (METHOD.md) | the final refined masks
     proposals: str                      # cached (segment store) | online (segmented in the frame loop with Q_t)
     q_boxes: bool                       # online: each object's own Q_t box is a proposal too

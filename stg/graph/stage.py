@@ -1,7 +1,8 @@
 """The graph stage: one video's label maps from its proposals (segment store), priors (warp) and flow.
 
-Sequential over frames: Q_t is the previous frame's final masks warped to t with the cached backward
-flow (the warp stage's own step and settings), so every frame builds on the graph's own results.
+Sequential over frames: Q_t is the previous frame's final masks (or, with `q_source: selected`, the masks Eq. 6
+selected, before the temporal graph) warped to t with the cached backward flow (the warp stage's own step and
+settings), so every frame builds on the graph's own results.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
             image = read_frame(video.frame_paths[t])
             result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes(warped)), warped,
                                   seed=seeds.get(t))
-            previous = result.labels
+            previous = result.labels if graph.q_source == "final" else result.selected
             labels[t] = result.labels
             soft[t] = quantise(result.soft)
             table["predicted"][t], table["boxes"][t] = result.predicted, result.boxes

@@ -50,6 +50,7 @@ class FrameResult:
     nodes: np.ndarray                # (K,) spatial graph size
     no_proposal: np.ndarray          # (K,) bool: the object fell back to its warped mask Q
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (K, 4) final boxes
+    selected: np.ndarray | None = None  # (H, W) uint8 label map of the selected masks (before the temporal graph)
 
 
 LOST = -2
@@ -135,6 +136,8 @@ class GraphTracker:
 
         finals = np.zeros((self.num_objects, height, width), dtype=bool)
         soft = np.zeros((self.num_objects, height, width), dtype=np.float32)
+        picked = np.zeros((self.num_objects, height, width), dtype=bool)  # the selected masks, before Eqs. 7-8
+        picked_soft = np.zeros((self.num_objects, height, width), dtype=np.float32)
         chosen = np.full(self.num_objects, LOST, dtype=np.int64)
         nodes = np.zeros(self.num_objects, dtype=np.int64)
         no_proposal = np.zeros(self.num_objects, dtype=bool)
@@ -164,6 +167,8 @@ class GraphTracker:
             if not mask.any():
                 continue
             if s.temporal:
+                picked[obj] = drop_fragments(mask, s.min_fragment)
+                picked_soft[obj] = np.where(picked[obj], state, 0.0)
                 selected = mask
                 state, mask, key_window = self._temporal(image, obj, mask)
                 memory_items[obj] = (selected, key_window)
@@ -175,6 +180,8 @@ class GraphTracker:
             finals[:, covered] = False
             soft[:, covered] = 0.0
             finals[starting], soft[starting] = seeded[starting], seeded[starting].astype(np.float32)
+            picked[:, covered], picked_soft[:, covered] = False, 0.0
+            picked[starting], picked_soft[starting] = finals[starting], soft[starting]
             if s.temporal:
                 for obj in np.flatnonzero(starting):
                     memory_items[obj] = (seeded[obj], self._key_window(image, seeded[obj]))
@@ -185,7 +192,8 @@ class GraphTracker:
             if item is not None:  # value: the selected mask (METHOD.md), or the final one (memory_values: final)
                 self._remember_mask(frame, obj, item[0] if s.memory_values == "chosen" else resolved[obj], item[1])
         boxes = np.stack([mask_box(m) for m in resolved]) if self.num_objects else np.zeros((0, 4), np.float32)
-        return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes)
+        selected = resolve_labels(picked, picked_soft) if s.temporal else labels
+        return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes, selected)
 
     # ------------------------------------------------------------------ components
 
