@@ -12,10 +12,10 @@ import numpy as np
 
 from stg.graph.boxes import box_iou_matrix, mask_box
 
-SPATIAL_SUPPORTS = ("image", "box", "mask")
-
 if TYPE_CHECKING:
     import torch
+
+SPATIAL_SUPPORTS = ("image", "box", "mask")
 
 
 def cosine_matrix(features: np.ndarray) -> np.ndarray:
@@ -123,9 +123,9 @@ def torch_eye(size: int, like: torch.Tensor) -> torch.Tensor:
     return torch.eye(size, dtype=like.dtype, device=like.device)
 
 
-def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations: int = 2,
-                         support: torch.Tensor | None = None) -> torch.Tensor:
-    """Eqs. 4-5 as `spatial_update`, in torch: gradients flow into `weights` (and `states`)."""
+def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations: int = 2) -> torch.Tensor:
+    """Eqs. 4-5 as `spatial_update` with `support` None (training emulates the paper's graph: every node sends and
+    may change everywhere), in torch: gradients flow into `weights` (and `states`)."""
     if iterations < 0:
         raise ValueError(f"spatial graph iterations must be >= 0, got {iterations}")
     weights = weights.float()
@@ -135,9 +135,6 @@ def spatial_update_torch(states: torch.Tensor, weights: torch.Tensor, iterations
     normaliser = 1.0 + neighbours.sum(dim=1)
     mix = (eye * (1.0 - diagonal)[:, None] + neighbours) / normaliser[:, None]
     flat = states.float().reshape(len(states), -1)
-    inside = None if support is None else support.reshape(len(states), -1).to(flat)
     for _ in range(iterations):
         flat = mix @ flat
-        if inside is not None:
-            flat = flat * inside
     return flat.reshape(states.shape)
