@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stg.detect.ops import filter_detections
 from stg.graph.boxes import box_iou_matrix, mask_box
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ def silence_duplicates(weights: np.ndarray, boxes: np.ndarray, scores: np.ndarra
     """
     if iou <= 0 or len(boxes) < 2:
         return weights
-    from stg.detect.ops import filter_detections
-
     senders = np.zeros(len(boxes), dtype=bool)
     senders[filter_detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), -np.inf, iou)] = True
     return np.where(senders[None, :], weights, 0.0)

@@ -104,7 +104,7 @@ def compute_graph_store(video: Video, proposals: zarr.Group, warp: zarr.Group, f
             image = read_frame(video.frame_paths[t])
             result = tracker.step(t, image, source(t, image, warped, tracker.predicted_boxes(warped)), warped,
                                   seed=seeds.get(t))
-            previous = result.labels if graph.q_source == "final" else result.selected
+            previous = result.q_labels
             labels[t] = result.labels
             soft[t] = quantise(result.soft)
             table["predicted"][t], table["boxes"][t] = result.predicted, result.boxes

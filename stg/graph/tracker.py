@@ -50,11 +50,19 @@ class FrameResult:
     nodes: np.ndarray                # (K,) spatial graph size
     no_proposal: np.ndarray          # (K,) bool: the object fell back to its warped mask Q
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # (K, 4) final boxes
-    selected: np.ndarray | None = None  # (H, W) uint8 label map of the selected masks (before the temporal graph)
+    q_labels: np.ndarray | None = None  # (H, W) uint8: the map Q_{t+1} warps (labels, or the selected masks' map)
 
 
 LOST = -2
 NOT_STARTED = -3  # chosen index of an object before its start frame (a late object: nothing there yet)
+
+
+def apply_seed(masks: np.ndarray, scores: np.ndarray, seeded: np.ndarray, starting: np.ndarray) -> None:
+    """In place: the seed's pixels belong to the objects it starts, whose (K, H, W) masks and scores become it."""
+    covered = seeded.any(axis=0)
+    masks[:, covered] = False
+    scores[:, covered] = 0.0
+    masks[starting], scores[starting] = seeded[starting], seeded[starting].astype(np.float32)
 
 
 class GraphTracker:
@@ -136,8 +144,10 @@ class GraphTracker:
 
         finals = np.zeros((self.num_objects, height, width), dtype=bool)
         soft = np.zeros((self.num_objects, height, width), dtype=np.float32)
-        picked = np.zeros((self.num_objects, height, width), dtype=bool)  # the selected masks, before Eqs. 7-8
-        picked_soft = np.zeros((self.num_objects, height, width), dtype=np.float32)
+        q_from_selected = s.temporal and s.q_source == "selected"  # otherwise Q warps the final labels
+        if q_from_selected:  # the selected masks, before Eqs. 7-8
+            picked = np.zeros((self.num_objects, height, width), dtype=bool)
+            picked_soft = np.zeros((self.num_objects, height, width), dtype=np.float32)
         chosen = np.full(self.num_objects, LOST, dtype=np.int64)
         nodes = np.zeros(self.num_objects, dtype=np.int64)
         no_proposal = np.zeros(self.num_objects, dtype=bool)
@@ -166,9 +176,10 @@ class GraphTracker:
                 chosen[obj] = int(rows[pick])
             if not mask.any():
                 continue
-            if s.temporal:
+            if q_from_selected:
                 picked[obj] = drop_fragments(mask, s.min_fragment)
                 picked_soft[obj] = np.where(picked[obj], state, 0.0)
+            if s.temporal:
                 selected = mask
                 state, mask, key_window = self._temporal(image, obj, mask)
                 memory_items[obj] = (selected, key_window)
@@ -176,12 +187,9 @@ class GraphTracker:
             finals[obj], soft[obj] = mask, np.where(mask, state, 0.0)
 
         if starting.any():  # the seed is ground truth: its pixels belong to the objects it starts
-            covered = seeded.any(axis=0)
-            finals[:, covered] = False
-            soft[:, covered] = 0.0
-            finals[starting], soft[starting] = seeded[starting], seeded[starting].astype(np.float32)
-            picked[:, covered], picked_soft[:, covered] = False, 0.0
-            picked[starting], picked_soft[starting] = finals[starting], soft[starting]
+            apply_seed(finals, soft, seeded, starting)
+            if q_from_selected:
+                apply_seed(picked, picked_soft, seeded, starting)
             if s.temporal:
                 for obj in np.flatnonzero(starting):
                     memory_items[obj] = (seeded[obj], self._key_window(image, seeded[obj]))
@@ -192,8 +200,8 @@ class GraphTracker:
             if item is not None:  # value: the selected mask (METHOD.md), or the final one (memory_values: final)
                 self._remember_mask(frame, obj, item[0] if s.memory_values == "chosen" else resolved[obj], item[1])
         boxes = np.stack([mask_box(m) for m in resolved]) if self.num_objects else np.zeros((0, 4), np.float32)
-        selected = resolve_labels(picked, picked_soft) if s.temporal else labels
-        return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes, selected)
+        q_labels = resolve_labels(picked, picked_soft) if q_from_selected else labels
+        return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes, q_labels)
 
     # ------------------------------------------------------------------ components
 
