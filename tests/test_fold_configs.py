@@ -28,7 +28,8 @@ def _layered(*names: str) -> dict:
 
 
 @pytest.mark.parametrize("layers", [("config.yaml",), ("config.yaml", "shipped.yaml"), ("config.yaml", "inner.yaml"),
-                                    ("config.yaml", "lite0.yaml")])
+                                    ("config.yaml", "lite0.yaml"), ("config.yaml", "seed1.yaml"),
+                                    ("config.yaml", "seed2.yaml")])
 def test_fold_configs_validate(layers):
     validate_config(_layered(*layers), " + ".join(layers))
 
@@ -85,3 +86,28 @@ def test_inner_fold_rows_read_models_trained_on_innertrain(tmp_path):
     for model in plan.models.values():
         assert [(entry["dataset"], entry["split"], entry["videos"]) for entry in model.data] == [
             ("davis16in", "innertrain", ["a"])]
+
+
+TABLE4_FOLD_ROWS = ["fold-greedy-frag25", "fold-motion-l5-frag25", "fold-spatial-trained-l5-frag25-nms60",
+                    "fold-full-trained-l5-frag25-nms60-qsel", "fold-full-trained-ol-l5-frag25-nms60-qsel"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_seed_overlays_retrain_only_the_segmenter(seed):
+    """A seed overlay changes the segmenter's seed and nothing else a Table 4 row computes: the same stage settings,
+    the same training recipe, and seed 0's graph features (by path) where the row reads trained ones."""
+    base, seeded = _layered("config.yaml"), _layered("config.yaml", f"seed{seed}.yaml")
+    dataset = f"davis16s{seed}"
+    assert {k: v for k, v in seeded["datasets"][dataset].items()} == base["datasets"]["davis16tr"]
+    recipe = dict(seeded["training"]["segmenter"])
+    assert recipe.pop("seed") == seed
+    assert recipe.pop("data") == [{"dataset": dataset, "split": "foldtrain"}]
+    assert recipe.pop("validation") == [{"dataset": dataset, "split": "foldcheck"}]
+    assert recipe == {k: v for k, v in base["training"]["segmenter"].items()
+                      if k not in ("seed", "data", "validation")}
+    for row in TABLE4_FOLD_ROWS:
+        ours, theirs = effective_stages(seeded, row), effective_stages(base, row)
+        if theirs["graph"]["mobilenet_v2"]["weights"] == "trained":
+            assert ours["graph"]["mobilenet_v2"].pop("weights") == "cache/models/graph/b8eeaf575a/model.pt"
+            theirs["graph"]["mobilenet_v2"].pop("weights")
+        assert ours == theirs
