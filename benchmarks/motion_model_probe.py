@@ -27,7 +27,7 @@ import zarr
 from stg.datasets import open_dataset, read_annotation
 from stg.flow.store import read_flow
 from stg.graph.boxes import box_iou_matrix, mask_box
-from stg.graph.motion import predict_box
+from stg.graph.motion import flow_shifted_box, predict_box
 from stg.graph.settings import GraphSettings
 from stg.warp.ops import one_hot
 from stg.warp.stage import warp_step
@@ -50,19 +50,23 @@ def boxes_of(masks: list[np.ndarray]) -> list[np.ndarray | None]:
     return [None if np.isnan(box).any() else box for box in boxes]
 
 
-def flow_ious(masks: list[np.ndarray], flow: zarr.Group) -> list[float]:
-    """IoU of B(Q_t) (the mask of t-1 warped as the graph warps it) with the box of t, where both exist."""
+def flow_ious(masks: list[np.ndarray], flow: zarr.Group) -> dict[str, list[float]]:
+    """IoU with the box of t (where both exist) of B(Q_t), Q_t the mask of t-1 warped as the graph warps it
+    (`flow`), and of the box of t-1 moved by the flow's shift of the mask's centroid (`flow_shift`)."""
     q_threshold = GraphSettings.from_dict({}).q_threshold
-    boxes, ious = boxes_of(masks), []
+    boxes, ious = boxes_of(masks), {"flow": [], "flow_shift": []}
     for t in range(1, len(masks)):
         if boxes[t] is None or boxes[t - 1] is None:
             continue
         warped, _ = warp_step(one_hot(masks[t - 1].astype(np.uint8), 1), read_flow(flow, "backward", t - 1),
                               read_flow(flow, "forward", t - 1), {})
-        predicted = mask_box(warped[0] >= q_threshold).astype(np.float64)
+        q_binary = warped[0] >= q_threshold
+        predicted = mask_box(q_binary).astype(np.float64)
         if np.isnan(predicted).any():
             predicted = boxes[t - 1]
-        ious.append(float(box_iou_matrix(predicted[None], boxes[t][None])[0, 0]))
+        shifted = flow_shifted_box(boxes[t - 1], masks[t - 1], q_binary).astype(np.float64)
+        for name, box in (("flow", predicted), ("flow_shift", shifted)):
+            ious[name].append(float(box_iou_matrix(box[None], boxes[t][None])[0, 0]))
     return ious
 
 
@@ -116,12 +120,15 @@ def main() -> None:
             print(f"| {name} | {ious.mean():.3f} | {np.mean(ious < 0.3):.3f} | {np.mean(ious < 0.5):.3f} | "
                   f"{min(np.mean(v) for v in per_video if v):.3f} |")
         if args.flow is not None and title == "ground-truth history":
-            per_video = [flow_ious(video_masks, zarr.open_group(args.flow / f"{name}.zarr", mode="r"))
-                         for name, video_masks in masks.items()]
-            ious = np.concatenate([np.asarray(v) for v in per_video])
-            print(f"| B(Q_t): the mask of t-1 warped by the flow (motion_source: flow) | {ious.mean():.3f} | "
-                  f"{np.mean(ious < 0.3):.3f} | {np.mean(ious < 0.5):.3f} | "
-                  f"{min(np.mean(v) for v in per_video if v):.3f} |")
+            by_video = [flow_ious(video_masks, zarr.open_group(args.flow / f"{name}.zarr", mode="r"))
+                        for name, video_masks in masks.items()]
+            for source, title in (("flow", "B(Q_t): the mask of t-1 warped by the flow (motion_source: flow)"),
+                                  ("flow_shift", "the box of t-1 moved by the flow's centroid shift "
+                                                 "(motion_source: flow_shift)")):
+                per_video = [video[source] for video in by_video]
+                ious = np.concatenate([np.asarray(v) for v in per_video])
+                print(f"| {title} | {ious.mean():.3f} | {np.mean(ious < 0.3):.3f} | {np.mean(ious < 0.5):.3f} | "
+                      f"{min(np.mean(v) for v in per_video if v):.3f} |")
 
 
 if __name__ == "__main__":

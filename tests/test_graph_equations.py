@@ -343,6 +343,44 @@ def test_motion_source_flow_predicts_the_box_of_q_and_falls_back_to_eq2_where_q_
     np.testing.assert_array_equal(predicted["flow without Q"], predicted["boxes"])
 
 
+
+def test_flow_shifted_box_moves_the_previous_box_by_the_centroid_shift():
+    from stg.graph.motion import flow_shifted_box, mask_centroid
+
+    previous = np.zeros((64, 64), bool)
+    previous[10:30, 10:20] = True                      # centroid (15, 20)
+    warped = np.zeros((64, 64), bool)
+    warped[14:34, 20:30] = warped[14:34, 30:40] = True  # moved 10 right, 4 down, and spilled 10 further right
+    np.testing.assert_allclose(mask_centroid(previous), [15.0, 20.0])
+    np.testing.assert_allclose(mask_centroid(warped), [30.0, 24.0])
+    box = flow_shifted_box(np.array([10, 10, 20, 30], np.float32), previous, warped)
+    np.testing.assert_allclose(box, [25, 14, 35, 34])  # the centroid's step (15, 4); the previous box's size
+    np.testing.assert_array_equal(flow_shifted_box(np.array([1, 2, 3, 4]), previous, np.zeros_like(warped)),
+                                  [1, 2, 3, 4])
+    assert np.isnan(mask_centroid(np.zeros((4, 4), bool))).all()
+
+
+def test_motion_source_flow_shift_follows_the_mask_q_warps_from_frame_to_frame():
+    from stg.graph.settings import GraphSettings
+    from stg.graph.tracker import GraphTracker, Proposals
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    first = np.zeros((64, 64), np.uint8)
+    first[10:30, 10:20] = 1
+    warped = np.zeros((1, 64, 64), np.float32)
+    warped[0, 14:34, 20:40] = 0.9  # moved (10, 4) and spilled 10 px right: B(Q) 20 wide, centroid step (15, 4)
+    settings = GraphSettings.from_dict({"temporal": False, "spatial": False, "proposals": "cached",
+                                        "motion_source": "flow_shift"})
+    tracker = GraphTracker(settings, None, 1)
+    tracker.start(image, first)
+    np.testing.assert_allclose(tracker.predicted_boxes(warped)[0], [25, 14, 35, 34])
+    np.testing.assert_array_equal(tracker.predicted_boxes(np.zeros_like(warped))[0], [10, 10, 20, 30])  # Eq. 2
+    none = Proposals(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 64, 64), np.float32))
+    result = tracker.step(1, image, none, warped)  # no proposal: the result is Q, which the next Q warps
+    np.testing.assert_array_equal(result.labels, (warped[0] > 0.5).astype(np.uint8))
+    moved = np.roll(warped, (3, -5), axis=(1, 2))  # the next warp moves it 5 left, 3 down
+    np.testing.assert_allclose(tracker.predicted_boxes(moved)[0], [15, 17, 35, 37])  # B(result) + (-5, 3)
+
 # ---------------------------------------------------------------- detached fragments (min_fragment)
 
 def test_drop_fragments_keeps_components_of_comparable_size():

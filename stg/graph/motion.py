@@ -42,6 +42,29 @@ def predict_box(history: Sequence[np.ndarray], n: int = 10, size_n: int | None =
     return box_from_center_size(centers[-1] + shift, size)
 
 
+def mask_centroid(mask: np.ndarray) -> np.ndarray:
+    """(x, y) mean of a mask's pixels (pixel centres); NaNs for an empty mask."""
+    rows, columns = np.nonzero(mask)
+    if rows.size == 0:
+        return np.full(2, np.nan)
+    return np.array([columns.mean() + 0.5, rows.mean() + 0.5])
+
+
+def flow_shifted_box(previous_box: np.ndarray, previous_mask: np.ndarray, warped_mask: np.ndarray) -> np.ndarray:
+    """p_t as Eq. 2 with the centre's step measured by the optical flow: the previous box moved by how far the mean
+    of the object's pixels moved when the flow warped its mask (c(Q_t) - c(M_{t-1})), its size kept.
+
+    B(Q_t) also takes the warped mask's extent, so Eq. 6's box term re-counts Q's shape, spill included; a box
+    velocity from result boxes turns a creeping spill into motion (README: Table 4). The previous box itself, where
+    either mask is empty.
+    """
+    shift = mask_centroid(warped_mask) - mask_centroid(previous_mask)
+    previous_box = np.asarray(previous_box, dtype=np.float32)
+    if np.isnan(shift).any():
+        return previous_box.copy()
+    return (previous_box + np.tile(shift, 2)).astype(np.float32)
+
+
 def assign_proposals(proposal_boxes: np.ndarray, predicted_boxes: np.ndarray) -> np.ndarray:
     """Object index (0..K-1) of every proposal: the object whose predicted box it overlaps most.
 

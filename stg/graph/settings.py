@@ -24,7 +24,7 @@ class GraphSettings(StageSettings):
     motion_history: int                 # n of Eq. 2 (velocity)
     motion_size_history: int            # boxes averaged for p's size (the paper: the same n)
     motion_velocity: str                # mean (the paper) | median of the n steps
-    motion_source: str                  # flow: p = B(Q_t) | boxes: Eq. 2 over the previous boxes (the paper)
+    motion_source: str                  # flow: B(Q_t) | flow_shift: previous box moved by Q's shift | boxes: Eq. 2
     spatial: bool
     spatial_iterations: int             # l of Eqs. 4-5
     join_iou: float                     # a proposal is a node (greedy: a candidate) only if IoU(b_v, p) >= join_iou

@@ -18,7 +18,7 @@ from stg.graph.boxes import EMPTY_BOX, expand_box, mask_box
 from stg.graph.crops import Window, crop, crop_resize, paste
 from stg.graph.fragments import drop_fragments
 from stg.graph.labels import resolve_labels
-from stg.graph.motion import assign_proposals, graph_owners, predict_box
+from stg.graph.motion import assign_proposals, flow_shifted_box, graph_owners, predict_box
 from stg.graph.selection import select, selection_scores
 from stg.graph.settings import GraphSettings
 from stg.graph.spatial import cut_weak_edges, edge_weights, node_support, silence_duplicates, spatial_update
@@ -79,6 +79,7 @@ class GraphTracker:
         if self.starts.shape != (num_objects,):
             raise ValueError(f"starts has {self.starts.shape} entries for {num_objects} object(s)")
         self.history: list[list[np.ndarray]] = [[] for _ in range(num_objects)]
+        self.q_sources: np.ndarray | None = None  # (K, H, W) the masks Q_{t+1} warps (motion_source: flow_shift)
         self.memories = [TemporalMemory(settings.memory, settings.memory_window) for _ in range(num_objects)]
 
     # ------------------------------------------------------------------ frame 0
@@ -88,6 +89,7 @@ class GraphTracker:
         an object starting later is seeded by `step` at its start frame)."""
         masks = labels[None] == np.arange(1, self.num_objects + 1)[:, None, None]
         self._remember_boxes(masks)
+        self._remember_q_sources(labels)
         if self.settings.temporal:
             for obj, mask in enumerate(masks):
                 if mask.any():
@@ -103,7 +105,9 @@ class GraphTracker:
         """p_t of every object, or its previous box with the motion model off; NaNs if never seen.
 
         `motion_source: flow` takes B(Q_t), the box of the previous result warped by the optical flow (the motion of
-        the object's own pixels), where Q_t has pixels; otherwise, and with `boxes`, Eq. 2 over the previous boxes.
+        the object's own pixels), where Q_t has pixels; `flow_shift` the previous box moved by the shift of the
+        centroid of the mask Q_t warps (stg.graph.motion.flow_shifted_box), where both have pixels; otherwise, and
+        with `boxes`, Eq. 2 over the previous boxes.
         """
         s = self.settings
         boxes = np.tile(EMPTY_BOX, (self.num_objects, 1))
@@ -116,6 +120,10 @@ class GraphTracker:
             flow_box = EMPTY_BOX
             if s.motion_source == "flow" and warped is not None:
                 flow_box = mask_box(warped[obj] >= s.q_threshold)
+            elif s.motion_source == "flow_shift" and warped is not None and self.q_sources is not None:
+                q_binary = warped[obj] >= s.q_threshold
+                if q_binary.any() and self.q_sources[obj].any():
+                    flow_box = flow_shifted_box(history[-1], self.q_sources[obj], q_binary)
             boxes[obj] = (flow_box if not np.isnan(flow_box).any()
                           else predict_box(history, s.motion_history, s.motion_size_history, s.motion_velocity))
         return boxes
@@ -201,6 +209,7 @@ class GraphTracker:
                 self._remember_mask(frame, obj, item[0] if s.memory_values == "chosen" else resolved[obj], item[1])
         boxes = np.stack([mask_box(m) for m in resolved]) if self.num_objects else np.zeros((0, 4), np.float32)
         q_labels = resolve_labels(picked, picked_soft) if q_from_selected else labels
+        self._remember_q_sources(q_labels)
         return FrameResult(labels, soft, predicted, chosen, nodes, no_proposal, boxes, q_labels)
 
     # ------------------------------------------------------------------ components
@@ -263,6 +272,11 @@ class GraphTracker:
         for obj, mask in enumerate(masks):
             if mask.any():
                 self.history[obj].append(mask_box(mask))
+
+    def _remember_q_sources(self, q_labels: np.ndarray) -> None:
+        """The masks the next Q warps, kept only for `motion_source: flow_shift` (their centroids give its shift)."""
+        if self.settings.motion and self.settings.motion_source == "flow_shift":
+            self.q_sources = q_labels[None] == np.arange(1, self.num_objects + 1, dtype=q_labels.dtype)[:, None, None]
 
     def _remember_mask(self, frame: int, obj: int, mask: np.ndarray, key_window: tuple[torch.Tensor, Window]) -> None:
         """Temporal memory node: the key map of the frame's crop and the mask in that crop as its value map."""
