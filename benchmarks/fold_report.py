@@ -17,7 +17,9 @@ from pathlib import Path
 
 def sequence_scores(run: Path) -> dict[str, float]:
     """Sequence -> J&F mean (the mean of J-Mean and F-Mean, as the DAVIS toolkit's global row)."""
-    csv_file = next(run.glob("per-sequence_results-*.csv"))
+    csv_file = next(run.glob("per-sequence_results-*.csv"), None)
+    if csv_file is None:
+        raise FileNotFoundError(f"{run}: no per-sequence_results-*.csv (is the run finished?)")
     with csv_file.open() as handle:
         rows = list(csv.DictReader(handle))
     return {row["Sequence"]: (float(row["J-Mean"]) + float(row["F-Mean"])) / 2 for row in rows}

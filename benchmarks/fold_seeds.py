@@ -8,26 +8,17 @@ the variants in Table 4's order. One training decides whether a row drifts on on
 which moves it by 0.01-0.05 (README: Table 4), more than the 0.005 the row order allows; the mean over trainings
 is the figure that order can be read from. Prints Markdown: the rows, the differences to the previous row (per
 training and mean), the per-video means, and issue 10's checks on the means (each row at least the previous one
-within --tolerance, the last graph row at least the first row + --margin).
+within --tolerance, the --full-row row at least the first row + --margin).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
-
-
-def sequence_scores(run: Path) -> dict[str, float]:
-    """Sequence -> J&F (the mean of J-Mean and F-Mean, as the DAVIS toolkit's per-sequence table)."""
-    csv_file = next(run.glob("per-sequence_results-*.csv"), None)
-    if csv_file is None:
-        raise FileNotFoundError(f"{run}: no per-sequence_results-*.csv (is the run finished?)")
-    with csv_file.open() as handle:
-        return {row["Sequence"]: (float(row["J-Mean"]) + float(row["F-Mean"])) / 2 for row in csv.DictReader(handle)}
+from fold_report import sequence_scores  # the check fold's per-sequence J&F, read as fold_report reads it
 
 
 def global_score(run: Path) -> float:
