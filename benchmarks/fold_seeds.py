@@ -7,8 +7,8 @@
 the variants in Table 4's order. One training decides whether a row drifts on one or two of foldcheck's 8 videos,
 which moves it by 0.01-0.05 (README: Table 4), more than the 0.005 the row order allows; the mean over trainings
 is the figure that order can be read from. Prints Markdown: the rows, the differences to the previous row (per
-training and mean), the per-video means, and issue 10's checks on the means (each row at least the previous one
-within --tolerance, the --full-row row at least the first row + --margin).
+training, mean, and its paired standard error), the per-video means, and issue 10's checks on the means (each row
+at least the previous one within --tolerance, the --full-row row at least the first row + --margin).
 """
 
 from __future__ import annotations
@@ -29,6 +29,15 @@ def global_score(run: Path) -> float:
 def row_differences(scores: np.ndarray) -> np.ndarray:
     """(rows, runs) J&F -> (rows - 1, runs): each row minus the previous one, per training."""
     return np.diff(scores, axis=0)
+
+
+def standard_error(differences: np.ndarray) -> np.ndarray:
+    """Standard error of the mean of each row's per-training differences (paired: the same training in both rows);
+    NaN with one training. Says how far the mean difference itself may move with other trainings."""
+    differences = np.atleast_2d(differences)
+    if differences.shape[1] < 2:
+        return np.full(differences.shape[0], np.nan)
+    return differences.std(axis=1, ddof=1) / np.sqrt(differences.shape[1])
 
 
 def order_checks(means: np.ndarray, tolerance: float, margin: float, full_row: int) -> list[tuple[str, bool]]:
@@ -57,14 +66,14 @@ def main() -> None:
     for name, row, mean in zip(args.rows, scores, means, strict=True):
         print(f"| {name} | " + " | ".join(f"{s:.3f}" for s in row) + f" | **{mean:.3f}** | {np.ptp(row):.3f} |")
     print()
-    print("| difference | " + " | ".join(trainings) + " | mean |")
-    print("|---|" + "---|" * (len(trainings) + 1))
-    for i, delta in enumerate(row_differences(scores), start=1):
-        print(f"| {args.rows[i]} - {args.rows[i - 1]} | " + " | ".join(f"{d:+.3f}" for d in delta)
-              + f" | **{delta.mean():+.3f}** |")
-    full = scores[args.full_row] - scores[0]
-    print(f"| {args.rows[args.full_row]} - {args.rows[0]} | " + " | ".join(f"{d:+.3f}" for d in full)
-          + f" | **{full.mean():+.3f}** |")
+    print("| difference | " + " | ".join(trainings) + " | mean | standard error (paired) |")
+    print("|---|" + "---|" * (len(trainings) + 2))
+    differences = [(f"{args.rows[i]} - {args.rows[i - 1]}", delta)
+                   for i, delta in enumerate(row_differences(scores), start=1)]
+    differences.append((f"{args.rows[args.full_row]} - {args.rows[0]}", scores[args.full_row] - scores[0]))
+    for label, delta in differences:
+        print(f"| {label} | " + " | ".join(f"{d:+.3f}" for d in delta)
+              + f" | **{delta.mean():+.3f}** | {standard_error(delta)[0]:.3f} |")
     print()
     per_video = [[sequence_scores(run) for run in row] for row in folders]
     videos = sorted({video for row in per_video for table in row for video in table})

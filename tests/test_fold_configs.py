@@ -28,8 +28,7 @@ def _layered(*names: str) -> dict:
 
 
 @pytest.mark.parametrize("layers", [("config.yaml",), ("config.yaml", "shipped.yaml"), ("config.yaml", "inner.yaml"),
-                                    ("config.yaml", "lite0.yaml"), ("config.yaml", "seed1.yaml"),
-                                    ("config.yaml", "seed2.yaml")])
+                                    ("config.yaml", "lite0.yaml")])
 def test_fold_configs_validate(layers):
     validate_config(_layered(*layers), " + ".join(layers))
 
@@ -92,11 +91,24 @@ TABLE4_FOLD_ROWS = ["fold-greedy-frag25", "fold-motion-l5-frag25", "fold-spatial
                     "fold-full-trained-l5-frag25-nms60-qsel", "fold-full-trained-ol-l5-frag25-nms60-qsel"]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_seed_overlays_retrain_only_the_segmenter(seed):
-    """A seed overlay changes the segmenter's seed and nothing else a Table 4 row computes: the same stage settings,
+def _seed_module():
+    spec = importlib.util.spec_from_file_location("make_seed_fold", FOLD / "make_seed_fold.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GRAPH_WEIGHTS = "cache/models/graph/b8eeaf575a/model.pt"
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_seed_layers_retrain_only_the_segmenter(seed):
+    """A seed layer changes the segmenter's seed and nothing else a Table 4 row computes: the same stage settings,
     the same training recipe, and seed 0's graph features (by path) where the row reads trained ones."""
-    base, seeded = _layered("config.yaml"), _layered("config.yaml", f"seed{seed}.yaml")
+    fold = yaml.safe_load((FOLD / "config.yaml").read_text())
+    base = _layered("config.yaml")
+    seeded = deep_merge(base, _seed_module().seed_overlay(fold, seed, GRAPH_WEIGHTS))
+    validate_config(seeded, f"seed {seed} layer")
     dataset = f"davis16s{seed}"
     assert seeded["datasets"][dataset] == base["datasets"]["davis16tr"]
     recipe = dict(seeded["training"]["segmenter"])
@@ -105,9 +117,36 @@ def test_seed_overlays_retrain_only_the_segmenter(seed):
     assert recipe.pop("validation") == [{"dataset": dataset, "split": "foldcheck"}]
     assert recipe == {k: v for k, v in base["training"]["segmenter"].items()
                       if k not in ("seed", "data", "validation")}
+    reads_trained = 0
     for row in TABLE4_FOLD_ROWS:
         ours, theirs = effective_stages(seeded, row), effective_stages(base, row)
         if theirs["graph"]["mobilenet_v2"]["weights"] == "trained":
-            assert ours["graph"]["mobilenet_v2"].pop("weights") == "cache/models/graph/b8eeaf575a/model.pt"
+            assert ours["graph"]["mobilenet_v2"].pop("weights") == GRAPH_WEIGHTS
             theirs["graph"]["mobilenet_v2"].pop("weights")
+            reads_trained += 1
         assert ours == theirs
+    assert reads_trained == 3
+
+
+def test_seed_layer_refuses_seed_zero():
+    with pytest.raises(ValueError, match="seed 0"):
+        _seed_module().seed_overlay(yaml.safe_load((FOLD / "config.yaml").read_text()), 0, GRAPH_WEIGHTS)
+
+
+def test_seed_links_point_at_seed_zeros_stores(tmp_path):
+    """flow, detect and warp (and their timings) of a seed resolve to seed 0's folders; a real folder in the way
+    is not replaced."""
+    module = _seed_module()
+    for stage in ("flow", "detect", "warp"):
+        (tmp_path / "davis16tr" / stage / "k").mkdir(parents=True)
+        (tmp_path / "davis16tr" / "benchmarks" / stage).mkdir(parents=True)
+    module.link_upstream(tmp_path, 3)
+    module.link_upstream(tmp_path, 3)  # again: links already there are fine
+    for stage in ("flow", "detect", "warp"):
+        assert (tmp_path / "davis16s3" / stage / "k").is_dir()
+        assert (tmp_path / "davis16s3" / stage).resolve() == (tmp_path / "davis16tr" / stage).resolve()
+        assert ((tmp_path / "davis16s3" / "benchmarks" / stage).resolve()
+                == (tmp_path / "davis16tr" / "benchmarks" / stage).resolve())
+    (tmp_path / "davis16s5" / "flow").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="not a link"):
+        module.link_upstream(tmp_path, 5)

@@ -38,6 +38,13 @@ def test_row_differences_per_training():
     np.testing.assert_allclose(fold_seeds.row_differences(scores), [[-0.1, 0.2], [0.05, 0.0]])
 
 
+def test_standard_error_by_hand():
+    # differences -0.014, -0.005, -0.004: mean -0.00767, sd 0.00551, se 0.00318
+    np.testing.assert_allclose(fold_seeds.standard_error(np.array([[-0.014, -0.005, -0.004]])), [0.0031798],
+                               rtol=1e-4)
+    assert np.isnan(fold_seeds.standard_error(np.array([[0.1]]))).all()
+
+
 def test_table_over_trainings(tmp_path, monkeypatch, capsys):
     # baseline: 0.5 and 0.7 -> mean 0.6; motion: 0.4 and 0.9 -> mean 0.65 (one training drops, the other gains)
     write_run(tmp_path / "s0__base", {"a": (0.6, 0.4), "b": (0.5, 0.5)})
@@ -50,7 +57,7 @@ def test_table_over_trainings(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "| base | 0.500 | 0.700 | **0.600** | 0.200 |" in out
     assert "| motion | 0.400 | 0.900 | **0.650** | 0.500 |" in out
-    assert "| motion - base | -0.100 | +0.200 | **+0.050** |" in out
+    assert "| motion - base | -0.100 | +0.200 | **+0.050** | 0.150 |" in out  # sd 0.212 / sqrt(2)
     assert "| a | 0.600 | 0.550 |" in out  # per video: base (0.5 + 0.7) / 2, motion (0.2 + 0.9) / 2
     assert "- row 1 >= row 0 - 0.005 (means): met" in out
     assert "- row 1 >= row 0 + 0.03 (means): met" in out
