@@ -21,6 +21,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from tqdm import tqdm
 
@@ -117,7 +118,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="foldcheck")
     parser.add_argument("--videos", nargs="*")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; the graph jobs run with 1, and another count can flip a near-tie")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     config = deep_merge(yaml.safe_load(Path(DEFAULT_CONFIG_PATH).read_text()),
                         yaml.safe_load((REPO / "benchmarks" / "fold" / "config.yaml").read_text()))
     plans = {name: plan_run(config, "davis16tr", args.split, variant) for name, variant in ROWS.items()}
