@@ -90,7 +90,7 @@ def probe_video(video, row: str, other: str, graph_by_row: dict[str, GraphSettin
     labels0 = np.where(first == 1, 1, 0).astype(np.uint8)
     for tracker in trackers.values():
         tracker.start(read_frame(video.frame_paths[0]), labels0)
-    previous, record = labels0, {"differ": [], "own": [], "other": [], "agrees": [], "labels": [labels0]}
+    previous, record = labels0, {"own": [], "other": [], "agrees": [], "labels": [labels0]}
     for t in tqdm(range(1, len(video.frame_names)), desc=f"{row} {video.name}", leave=False):
         warped, _ = warp_step(one_hot(previous, 1), read_flow(flow, "backward", t - 1),
                               read_flow(flow, "forward", t - 1), warp_settings)
@@ -107,7 +107,6 @@ def probe_video(video, row: str, other: str, graph_by_row: dict[str, GraphSettin
         record["labels"].append(result.labels)
         record["agrees"].append(mine is None or bool((mine == tracked).all()))
         if mine is not None and theirs is not None and not (mine == theirs).all():
-            record["differ"].append(t)
             record["own"].append(mask_iou(mine, truth))
             record["other"].append(mask_iou(theirs, truth))
         previous = result.q_labels
@@ -144,7 +143,7 @@ def main() -> None:
                                  segment_settings.get("q_mode", "union"))
             if not all(record["agrees"]):
                 raise SystemExit(f"{name}: the probe's pick under the {row} row's own p differs from the tracker's")
-            stored = REPO / "cache" / "davis16tr" / "graph" / plans[row].keys["graph"] / f"{name}.zarr"
+            stored = cache / "graph" / plans[row].keys["graph"] / f"{name}.zarr"
             if stored.exists() and not np.array_equal(open_store(stored, "labels")["labels"][:],
                                                       np.stack(record["labels"])):
                 print(f"note: {name}'s {row} track differs from the row's stored labels ({stored}): CPU threads "

@@ -7,7 +7,7 @@ Usage (from the repository root, after the check fold's rows ran once with seed 
 
 It writes `cache/seed_fold/seed<N>.yaml`, a config layer that retrains the segmenter on foldtrain with seed N (the
 same recipe otherwise) and runs foldcheck under the dataset name `davis16s<N>`, so that its results sit beside seed
-0's instead of overwriting them (README "Table 4 over several trainings"). Flow, detect and warp do not depend on the
+0's instead of overwriting them (README "Table 4 over five trainings"). Flow, detect and warp do not depend on the
 segmenter, so their keys are seed 0's: the script links `cache/davis16s<N>/{flow,detect,warp}` (and their benchmark
 folders) to `cache/davis16tr/...` instead of recomputing them (1533 s of jobs on 2 cores). The graph rows read seed
 0's graph features by path: retraining them would first segment foldtrain again (2363 s of jobs) and then train them
