@@ -150,3 +150,45 @@ def test_seed_links_point_at_seed_zeros_stores(tmp_path):
     (tmp_path / "davis16s5" / "flow").mkdir(parents=True)
     with pytest.raises(SystemExit, match="not a link"):
         module.link_upstream(tmp_path, 5)
+
+
+def _fake_fold_root(root: Path) -> Path:
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    for split, video in (("foldtrain", "a"), ("foldcheck", "b"), ("train", "a")):
+        (root / "ImageSets" / "480p" / f"{split}.txt").write_text(
+            f"/JPEGImages/480p/{video}/00000.jpg /Annotations/480p/{video}/00000.png\n")
+    return root
+
+
+def test_own_graph_seed_layer_retrains_the_graph_features_on_its_seeds_proposals(tmp_path):
+    """With the graph features retrained, the rows read features trained on this seed's foldtrain proposals (under
+    davis16s<N>g), while the segmenter keeps the plain seed layer's key, so it is not trained again."""
+    module, fold = _seed_module(), yaml.safe_load((FOLD / "config.yaml").read_text())
+    base = _layered("config.yaml")
+    plain = deep_merge(base, module.seed_overlay(fold, 2, GRAPH_WEIGHTS))
+    own = deep_merge(base, module.seed_overlay(fold, 2, None))
+    validate_config(own, "seed 2 layer, own graph features")
+    root = str(_fake_fold_root(tmp_path / "fold"))
+    for config in (plain, own):
+        for dataset in ("davis16s2", "davis16s2g"):
+            if dataset in config["datasets"]:
+                config["datasets"][dataset]["root"] = root
+    row = "fold-full-trained-l5-frag25-nms60-qsel"
+    own_plan, plain_plan = plan_run(own, "davis16s2g", "foldcheck", row), plan_run(plain, "davis16s2", "foldcheck", row)
+    assert own_plan.models["segmenter"].key == plain_plan.models["segmenter"].key
+    assert set(own_plan.models) == {"segmenter", "graph"} and "graph" not in plain_plan.models
+    assert [(e["dataset"], e["split"]) for e in own_plan.models["graph"].data] == [("davis16s2g", "foldtrain")]
+    assert effective_stages(own, row) == effective_stages(base, row)  # the rows' own settings: weights "trained"
+
+
+def test_own_graph_links_share_the_plain_seeds_online_stores(tmp_path):
+    module = _seed_module()
+    for stage in ("flow", "detect", "warp"):
+        (tmp_path / "davis16tr" / stage).mkdir(parents=True)
+        (tmp_path / "davis16tr" / "benchmarks" / stage).mkdir(parents=True)
+    (tmp_path / "davis16s2" / "online" / "k").mkdir(parents=True)
+    (tmp_path / "davis16s2" / "benchmarks" / "online").mkdir(parents=True)
+    module.link_upstream(tmp_path, 2, own_graph=True)
+    assert (tmp_path / "davis16s2g" / "online" / "k").is_dir()
+    assert (tmp_path / "davis16s2g" / "flow").resolve() == (tmp_path / "davis16tr" / "flow").resolve()
+    assert not (tmp_path / "davis16s2" / "flow").exists()  # the plain seed's folder is left alone
