@@ -62,20 +62,10 @@ def pick(proposals: Proposals, predicted: np.ndarray, q_binary: np.ndarray, grap
 
 def union_of_candidates(source: OnlineProposals, frame: int, image: np.ndarray, warped: np.ndarray,
                         predicted: list[np.ndarray]) -> Proposals:
-    """The proposals segmented for the candidates of every p in `predicted` (each box once)."""
-    boxes = [source(frame, image, warped, p[None]) for p in predicted]
-    merged_boxes, merged_scores, merged_masks, seen = [], [], [], set()
-    for part in boxes:
-        for box, score, mask in zip(part.boxes, part.scores, part.masks, strict=True):
-            if box.tobytes() in seen:
-                continue
-            seen.add(box.tobytes())
-            merged_boxes.append(box)
-            merged_scores.append(score)
-            merged_masks.append(mask)
-    if not merged_boxes:
-        return Proposals(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, *image.shape[:2])))
-    return Proposals(np.stack(merged_boxes), np.asarray(merged_scores, np.float32), np.stack(merged_masks))
+    """The proposals segmented for the candidates of every p in `predicted`, each box once: given the p's as
+    pseudo-objects, the source keeps a box iff its best overlap with them reaches join_iou, i.e. iff some p's gate
+    admits it."""
+    return source(frame, image, warped, np.stack(predicted))
 
 
 def probe_video(video, row: str, other: str, graph_by_row: dict[str, GraphSettings], stores: dict, segmenter,
